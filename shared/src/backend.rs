@@ -1,0 +1,91 @@
+//! Opens the ports for a region and names its queues; the one place that picks a backend.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::domain::Lane;
+use crate::embedded::{EmbeddedQueues, FsBlobStore, Redrive, SqliteState};
+use crate::ports::{BlobStore, JobStore, Queue, TenantDirectory};
+
+/// Queue names, shared by every backend.
+pub mod queue_names {
+    use crate::domain::Lane;
+
+    /// Where the API puts every accepted job; read by the dispatcher only.
+    pub const INCOMING: &str = "incoming";
+    /// Jobs that ran out of attempts, for operators to inspect and replay.
+    pub const DEAD_LETTER: &str = "dead-letter";
+
+    /// The queue a lane's workers read.
+    pub fn lane(lane: Lane) -> &'static str {
+        match lane {
+            Lane::Small => "lane-small",
+            Lane::Large => "lane-large",
+        }
+    }
+}
+
+/// Every port of one region, ready to use.
+#[derive(Clone)]
+pub struct Backends {
+    pub jobs: Arc<dyn JobStore>,
+    pub tenants: Arc<dyn TenantDirectory>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub incoming: Arc<dyn Queue>,
+    pub small_lane: Arc<dyn Queue>,
+    pub large_lane: Arc<dyn Queue>,
+    pub dead_letter: Arc<dyn Queue>,
+}
+
+/// Why the backends could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open {what} under {location}: {message}")]
+pub struct OpenError {
+    what: &'static str,
+    location: String,
+    message: String,
+}
+
+impl Backends {
+    pub fn lane(&self, lane: Lane) -> &Arc<dyn Queue> {
+        match lane {
+            Lane::Small => &self.small_lane,
+            Lane::Large => &self.large_lane,
+        }
+    }
+
+    /// Opens the embedded backend in `config.data_dir`.
+    pub fn open(config: &Config) -> Result<Backends, OpenError> {
+        Backends::open_embedded(&config.data_dir, config.worker.max_attempts)
+    }
+
+    /// Opens the embedded backend under `data_dir`. Lane queues dead-letter a message that was
+    /// delivered `max_attempts + 2` times: workers bury jobs themselves after `max_attempts`,
+    /// so this is only the safety net for a message no worker survives.
+    pub fn open_embedded(data_dir: &Path, max_attempts: u32) -> Result<Backends, OpenError> {
+        let error = |what: &'static str, message: String| OpenError {
+            what,
+            location: data_dir.display().to_string(),
+            message,
+        };
+        let state = SqliteState::open(&data_dir.join("state.db")).map_err(|e| error("job state", e.to_string()))?;
+        let queues =
+            EmbeddedQueues::open(&data_dir.join("queue.db")).map_err(|e| error("queues", e.to_string()))?;
+        let blobs = FsBlobStore::open(&data_dir.join("blobs")).map_err(|e| error("blobs", e.to_string()))?;
+        let redrive = Some(Redrive {
+            dead_letter_queue: queue_names::DEAD_LETTER.to_owned(),
+            max_receives: max_attempts + 2,
+        });
+        let state = Arc::new(state);
+        Ok(Backends {
+            jobs: state.clone(),
+            tenants: state,
+            blobs: Arc::new(blobs),
+            incoming: Arc::new(queues.queue(queue_names::INCOMING, redrive.clone())),
+            small_lane: Arc::new(queues.queue(queue_names::lane(Lane::Small), redrive.clone())),
+            large_lane: Arc::new(queues.queue(queue_names::lane(Lane::Large), redrive)),
+            dead_letter: Arc::new(queues.queue(queue_names::DEAD_LETTER, None)),
+        })
+    }
+}

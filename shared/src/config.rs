@@ -1,0 +1,300 @@
+//! Typed configuration: a TOML file, then `SURGE_*` environment overrides, validated once.
+//!
+//! Environment variables map onto keys with `__` between levels: `SURGE_API__LISTEN` sets
+//! `api.listen`, `SURGE_DATA_DIR` sets `data_dir`. Values are read as TOML (so numbers and
+//! booleans work) and fall back to plain strings. The loader takes the environment as a map so
+//! tests never touch the process environment.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a Surge process needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Root of the embedded backend: `state.db`, `queue.db` and `blobs/` live here.
+    pub data_dir: PathBuf,
+    pub api: ApiConfig,
+    pub lanes: LaneConfig,
+    pub worker: WorkerConfig,
+    pub dispatcher: DispatcherConfig,
+    pub pool: PoolConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Largest accepted upload; larger ones get 413 before their body is read.
+    pub max_upload_bytes: u64,
+    /// At most this many uploads are stored at once; others wait (backpressure, bounded memory).
+    pub max_concurrent_uploads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LaneConfig {
+    /// Documents of at least this many bytes go to the `large` lane.
+    pub large_from_bytes: u64,
+    /// Documents of at least this many pages (estimated) go to the `large` lane.
+    pub large_from_pages: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Jobs a worker process holds at once (received and not yet acked).
+    pub concurrency: usize,
+    /// Threads doing CPU work per worker process.
+    pub cpu_threads: usize,
+    /// How long a received job stays hidden from other workers without a heartbeat.
+    pub visibility_timeout_secs: u64,
+    /// A job that failed transiently this many times is moved to the dead-letter queue.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each attempt up to `retry_max_delay_secs`.
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_secs: u64,
+    /// CPU time budget for one document; a document over it fails.
+    pub job_timeout_secs: u64,
+    /// How long a stopping worker waits for its in-flight jobs before handing them back.
+    pub drain_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatcherConfig {
+    /// Upper bound of jobs held by the dispatcher for fair scheduling (memory bound).
+    pub buffer_limit: usize,
+    /// How far ahead (in seconds of work) a lane queue is kept filled; smaller is fairer.
+    pub lane_lookahead_ms: u64,
+    /// A `queued` job untouched for this long is sent again, in case its first send was lost.
+    pub orphan_after_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Worker processes started by `surge up` for the `small` lane.
+    pub small_workers: usize,
+    /// Worker processes started by `surge up` for the `large` lane.
+    pub large_workers: usize,
+    /// Path of the `surge-worker` binary; default: next to `surge`.
+    pub worker_binary: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("./surge-data"),
+            api: ApiConfig::default(),
+            lanes: LaneConfig::default(),
+            worker: WorkerConfig::default(),
+            dispatcher: DispatcherConfig::default(),
+            pool: PoolConfig::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_upload_bytes: 25 * 1024 * 1024,
+            max_concurrent_uploads: 64,
+        }
+    }
+}
+
+impl Default for LaneConfig {
+    fn default() -> LaneConfig {
+        LaneConfig { large_from_bytes: 2 * 1024 * 1024, large_from_pages: 10 }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            concurrency: 4,
+            cpu_threads: 1,
+            visibility_timeout_secs: 30,
+            max_attempts: 5,
+            retry_base_delay_ms: 1000,
+            retry_max_delay_secs: 300,
+            job_timeout_secs: 120,
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> DispatcherConfig {
+        DispatcherConfig { buffer_limit: 100_000, lane_lookahead_ms: 250, orphan_after_secs: 900 }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> PoolConfig {
+        PoolConfig { small_workers: 2, large_workers: 1, worker_binary: None }
+    }
+}
+
+impl WorkerConfig {
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout_secs)
+    }
+
+    /// Delay before retry number `attempt` (1-based): base × 2^(attempt-1), capped.
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        let factor = 2u64.saturating_pow(attempt.saturating_sub(1));
+        Duration::from_millis(self.retry_base_delay_ms.saturating_mul(factor))
+            .min(Duration::from_secs(self.retry_max_delay_secs))
+    }
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid config: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// Loads `file` (if given), applies `SURGE_*` overrides from `env` and validates.
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix("SURGE_") else { continue };
+            // Variables the CLI reads itself, not config keys.
+            if matches!(path, "CONFIG" | "SAMPLES" | "LOG" | "ADMIN_TOKEN") {
+                continue;
+            }
+            let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut table, &keys, parse_env_value(value));
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |key: &'static str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::Invalid { key, problem: "must be greater than zero".into() })
+            } else {
+                Ok(())
+            }
+        };
+        positive("api.max_upload_bytes", self.api.max_upload_bytes)?;
+        positive("api.max_concurrent_uploads", self.api.max_concurrent_uploads as u64)?;
+        positive("worker.concurrency", self.worker.concurrency as u64)?;
+        positive("worker.cpu_threads", self.worker.cpu_threads as u64)?;
+        positive("worker.visibility_timeout_secs", self.worker.visibility_timeout_secs)?;
+        positive("worker.max_attempts", u64::from(self.worker.max_attempts))?;
+        positive("worker.job_timeout_secs", self.worker.job_timeout_secs)?;
+        positive("dispatcher.buffer_limit", self.dispatcher.buffer_limit as u64)?;
+        if self.worker.visibility_timeout_secs > 12 * 3600 {
+            return Err(ConfigError::Invalid {
+                key: "worker.visibility_timeout_secs",
+                problem: "must be at most 43200 (12 hours, the SQS limit)".into(),
+            });
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid { key: "data_dir", problem: "must not be empty".into() });
+        }
+        Ok(())
+    }
+
+    /// The process environment as the map [`Config::load`] takes; call once, in `main`.
+    pub fn process_env() -> BTreeMap<String, String> {
+        std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")).collect()
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::load(None, &BTreeMap::new()).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn file_then_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("surge.toml");
+        std::fs::write(&path, "data_dir = \"/srv/surge\"\n[api]\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let config =
+            Config::load(Some(&path), &env(&[("SURGE_WORKER__MAX_ATTEMPTS", "3"), ("SURGE_DATA_DIR", "/data")]))
+                .unwrap();
+        assert_eq!(config.api.listen.port(), 9000);
+        assert_eq!(config.worker.max_attempts, 3);
+        assert_eq!(config.data_dir, PathBuf::from("/data"));
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_named() {
+        let err = Config::load(None, &env(&[("SURGE_API__LISTN", "x")])).unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
+        let err = Config::load(None, &env(&[("SURGE_WORKER__CONCURRENCY", "0")])).unwrap_err().to_string();
+        assert!(err.contains("worker.concurrency"), "{err}");
+        let err = Config::load(None, &env(&[("SURGE_API__LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(err.contains("listen") || err.contains("address"), "{err}");
+    }
+
+    #[test]
+    fn retry_delay_doubles_and_caps() {
+        let worker = WorkerConfig { retry_base_delay_ms: 100, retry_max_delay_secs: 1, ..WorkerConfig::default() };
+        assert_eq!(worker.retry_delay(1), Duration::from_millis(100));
+        assert_eq!(worker.retry_delay(3), Duration::from_millis(400));
+        assert_eq!(worker.retry_delay(30), Duration::from_secs(1));
+    }
+}

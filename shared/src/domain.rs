@@ -1,0 +1,586 @@
+//! Domain types: job and tenant identifiers, the job record and its status machine.
+//!
+//! The status machine is the single source of truth for which transitions are legal; every
+//! backend stores whole [`Job`] records and applies these methods inside its conditional write,
+//! so no backend can invent a transition of its own.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A job's identity. UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    pub fn new() -> JobId {
+        JobId(Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        JobId::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<JobId, InvalidId> {
+        let uuid = Uuid::parse_str(s).map_err(|_| InvalidId("job id"))?;
+        if uuid.get_version_num() != 7 {
+            return Err(InvalidId("job id"));
+        }
+        Ok(JobId(uuid))
+    }
+}
+
+/// A tenant's identity: 1 to 64 characters of `a-z`, `0-9` and `-`, starting with a letter or
+/// digit. Safe to use in blob keys and metric labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = InvalidId;
+
+    fn try_from(s: String) -> Result<TenantId, InvalidId> {
+        let valid = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        if valid { Ok(TenantId(s)) } else { Err(InvalidId("tenant id")) }
+    }
+}
+
+impl FromStr for TenantId {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<TenantId, InvalidId> {
+        TenantId::try_from(s.to_owned())
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(t: TenantId) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {0}")]
+pub struct InvalidId(&'static str);
+
+/// What kind of document a job carries, from the upload's `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentType {
+    Pdf,
+    Xml,
+    Png,
+    Jpeg,
+    Tiff,
+    /// A job without a document, used by `surge bench` to measure the pipeline itself. Never
+    /// accepted over HTTP.
+    BenchNoop,
+}
+
+impl DocumentType {
+    /// Maps an HTTP media type (parameters such as `charset` ignored) to a document type.
+    pub fn from_media_type(media_type: &str) -> Option<DocumentType> {
+        let essence = media_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "application/pdf" => Some(DocumentType::Pdf),
+            "application/xml" | "text/xml" => Some(DocumentType::Xml),
+            "image/png" => Some(DocumentType::Png),
+            "image/jpeg" => Some(DocumentType::Jpeg),
+            "image/tiff" => Some(DocumentType::Tiff),
+            _ => None,
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            DocumentType::Pdf => "application/pdf",
+            DocumentType::Xml => "application/xml",
+            DocumentType::Png => "image/png",
+            DocumentType::Jpeg => "image/jpeg",
+            DocumentType::Tiff => "image/tiff",
+            DocumentType::BenchNoop => "application/x-surge-noop",
+        }
+    }
+}
+
+/// Scheduling lane. Large documents run on their own workers so they never block small ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    Small,
+    Large,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Small, Lane::Large];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Small => "small",
+            Lane::Large => "large",
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Lane {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Lane, InvalidId> {
+        match s {
+            "small" => Ok(Lane::Small),
+            "large" => Ok(Lane::Large),
+            _ => Err(InvalidId("lane")),
+        }
+    }
+}
+
+/// Where a job is in its life.
+///
+/// ```text
+/// queued ──claim──▶ processing ──succeed──▶ succeeded
+///    ▲                  │  │ └────fail────▶ failed      (bad document: never retried)
+///    └─────retry────────┘  └────bury──────▶ dead        (out of attempts: in the dead-letter queue)
+/// ```
+/// A `processing` job whose lease expired may be claimed again (its worker died).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Processing,
+    Succeeded,
+    Failed,
+    Dead,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Processing,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Processing => "processing",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Dead => "dead",
+        }
+    }
+
+    /// Terminal statuses never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<JobStatus, InvalidId> {
+        JobStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or(InvalidId("status"))
+    }
+}
+
+/// A worker's claim on a job. Every transition out of `processing` must present the lease
+/// token it was claimed with, so a worker that was written off cannot commit a stale result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub token: Uuid,
+    /// After this instant the job may be claimed by another worker.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The durable record of one job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub tenant: TenantId,
+    /// Client-chosen key that makes a repeated upload return this job instead of a new one;
+    /// unique per tenant.
+    pub idempotency_key: Option<String>,
+    /// Where the document lives in the blob store.
+    pub blob_key: String,
+    pub document_type: DocumentType,
+    /// Document size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the document, to verify copies and detect idempotency-key reuse.
+    pub sha256: String,
+    /// Rough page count (PDFs), used to choose the lane.
+    pub page_estimate: u32,
+    pub status: JobStatus,
+    /// Number of times a worker claimed the job.
+    pub attempts: u32,
+    pub lease: Option<Lease>,
+    /// Where the booking proposal lives once the job succeeded.
+    pub result_key: Option<String>,
+    pub last_error: Option<JobError>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Why an attempt failed, as shown to the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Stable machine-readable code, e.g. `not_an_invoice`.
+    pub code: String,
+    pub message: String,
+}
+
+/// A transition the status machine refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("job is {from}; cannot {action}")]
+    IllegalTransition { from: JobStatus, action: &'static str },
+    #[error("job is held by another worker until {until}")]
+    LeaseHeld { until: DateTime<Utc> },
+    #[error("lease is no longer valid")]
+    StaleLease,
+}
+
+/// What the API needs to create a job.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: JobId,
+    pub tenant: TenantId,
+    pub idempotency_key: Option<String>,
+    pub blob_key: String,
+    pub document_type: DocumentType,
+    pub size: u64,
+    pub sha256: String,
+    pub page_estimate: u32,
+}
+
+impl Job {
+    pub fn new(new: NewJob, now: DateTime<Utc>) -> Job {
+        Job {
+            id: new.id,
+            tenant: new.tenant,
+            idempotency_key: new.idempotency_key,
+            blob_key: new.blob_key,
+            document_type: new.document_type,
+            size: new.size,
+            sha256: new.sha256,
+            page_estimate: new.page_estimate,
+            status: JobStatus::Queued,
+            attempts: 0,
+            lease: None,
+            result_key: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// A worker takes the job: `queued → processing`, or `processing → processing` when the
+    /// previous holder's lease has expired.
+    pub fn claim(&self, lease: Lease, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        match (self.status, &self.lease) {
+            (JobStatus::Queued, _) => {}
+            (JobStatus::Processing, Some(held)) if held.expires_at > now => {
+                return Err(TransitionError::LeaseHeld { until: held.expires_at });
+            }
+            (JobStatus::Processing, _) => {}
+            (from, _) => return Err(TransitionError::IllegalTransition { from, action: "claim" }),
+        }
+        let mut job = self.clone();
+        job.status = JobStatus::Processing;
+        job.attempts += 1;
+        job.lease = Some(lease);
+        job.started_at.get_or_insert(now);
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// The holder extends its lease while it works.
+    pub fn renew(&self, token: Uuid, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        self.check_lease(token, "renew")?;
+        let mut job = self.clone();
+        job.lease = Some(Lease { token, expires_at });
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// `processing → succeeded` with the result's blob key.
+    pub fn succeed(&self, token: Uuid, result_key: String, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        self.check_lease(token, "succeed")?;
+        let mut job = self.clone();
+        job.status = JobStatus::Succeeded;
+        job.lease = None;
+        job.result_key = Some(result_key);
+        job.last_error = None;
+        job.finished_at = Some(now);
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// `processing → failed`: the document itself is bad; never retried.
+    pub fn fail(&self, token: Uuid, error: JobError, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        self.finish_unsuccessfully(token, JobStatus::Failed, error, now, "fail")
+    }
+
+    /// `processing → dead`: out of attempts; the message goes to the dead-letter queue.
+    pub fn bury(&self, token: Uuid, error: JobError, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        self.finish_unsuccessfully(token, JobStatus::Dead, error, now, "bury")
+    }
+
+    /// Any non-terminal job goes to `dead`; used when a job is found in the dead-letter queue
+    /// without its worker having said so (it crashed its worker too often).
+    pub fn bury_abandoned(&self, error: JobError, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        if self.status.is_terminal() {
+            return Err(TransitionError::IllegalTransition { from: self.status, action: "bury" });
+        }
+        let mut job = self.clone();
+        job.status = JobStatus::Dead;
+        job.lease = None;
+        job.last_error = Some(error);
+        job.finished_at = Some(now);
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// `processing → queued`: a transient failure; the queue redelivers after a backoff.
+    pub fn retry(&self, token: Uuid, error: JobError, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        self.check_lease(token, "retry")?;
+        let mut job = self.clone();
+        job.status = JobStatus::Queued;
+        job.lease = None;
+        job.last_error = Some(error);
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// `dead | failed → queued` for an operator's replay; resets the attempt count.
+    pub fn requeue(&self, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        if !matches!(self.status, JobStatus::Dead | JobStatus::Failed) {
+            return Err(TransitionError::IllegalTransition { from: self.status, action: "requeue" });
+        }
+        let mut job = self.clone();
+        job.status = JobStatus::Queued;
+        job.attempts = 0;
+        job.lease = None;
+        job.finished_at = None;
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    fn finish_unsuccessfully(
+        &self,
+        token: Uuid,
+        status: JobStatus,
+        error: JobError,
+        now: DateTime<Utc>,
+        action: &'static str,
+    ) -> Result<Job, TransitionError> {
+        self.check_lease(token, action)?;
+        let mut job = self.clone();
+        job.status = status;
+        job.lease = None;
+        job.last_error = Some(error);
+        job.finished_at = Some(now);
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    fn check_lease(&self, token: Uuid, action: &'static str) -> Result<(), TransitionError> {
+        if self.status != JobStatus::Processing {
+            return Err(TransitionError::IllegalTransition { from: self.status, action });
+        }
+        match &self.lease {
+            Some(lease) if lease.token == token => Ok(()),
+            _ => Err(TransitionError::StaleLease),
+        }
+    }
+}
+
+/// The message that travels through the queues: enough to schedule a job without reading its
+/// record. The record stays the source of truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: JobId,
+    pub tenant: TenantId,
+    pub document_type: DocumentType,
+    pub size: u64,
+    pub page_estimate: u32,
+    /// When the upload was accepted; lets the dispatcher and metrics see queue wait.
+    pub enqueued_at: DateTime<Utc>,
+}
+
+impl JobMessage {
+    pub fn for_job(job: &Job) -> JobMessage {
+        JobMessage {
+            job_id: job.id,
+            tenant: job.tenant.clone(),
+            document_type: job.document_type,
+            size: job.size,
+            page_estimate: job.page_estimate,
+            enqueued_at: job.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn job() -> Job {
+        Job::new(
+            NewJob {
+                id: JobId::new(),
+                tenant: "acme".parse().unwrap(),
+                idempotency_key: None,
+                blob_key: "documents/acme/x".into(),
+                document_type: DocumentType::Xml,
+                size: 10,
+                sha256: "00".into(),
+                page_estimate: 1,
+            },
+            Utc::now(),
+        )
+    }
+
+    fn lease(now: DateTime<Utc>, secs: i64) -> Lease {
+        Lease { token: Uuid::new_v4(), expires_at: now + Duration::seconds(secs) }
+    }
+
+    fn error() -> JobError {
+        JobError { code: "x".into(), message: "y".into() }
+    }
+
+    #[test]
+    fn happy_path() {
+        let now = Utc::now();
+        let l = lease(now, 30);
+        let claimed = job().claim(l.clone(), now).unwrap();
+        assert_eq!(claimed.status, JobStatus::Processing);
+        assert_eq!(claimed.attempts, 1);
+        let done = claimed.succeed(l.token, "results/acme/x.json".into(), now).unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert!(done.status.is_terminal());
+    }
+
+    #[test]
+    fn terminal_jobs_refuse_everything() {
+        let now = Utc::now();
+        let l = lease(now, 30);
+        let done = job().claim(l.clone(), now).unwrap().succeed(l.token, "r".into(), now).unwrap();
+        assert!(done.claim(lease(now, 30), now).is_err());
+        assert!(done.fail(l.token, error(), now).is_err());
+        assert!(done.retry(l.token, error(), now).is_err());
+        assert!(done.succeed(l.token, "r".into(), now).is_err());
+        assert!(done.requeue(now).is_err());
+    }
+
+    #[test]
+    fn a_live_lease_blocks_and_an_expired_one_is_fenced() {
+        let now = Utc::now();
+        let first = lease(now, 30);
+        let claimed = job().claim(first.clone(), now).unwrap();
+        assert!(matches!(claimed.claim(lease(now, 30), now), Err(TransitionError::LeaseHeld { .. })));
+
+        let later = now + Duration::seconds(31);
+        let second = lease(later, 30);
+        let reclaimed = claimed.claim(second.clone(), later).unwrap();
+        assert_eq!(reclaimed.attempts, 2);
+        // The written-off worker comes back: its token no longer counts.
+        assert_eq!(reclaimed.succeed(first.token, "r".into(), later), Err(TransitionError::StaleLease));
+        assert!(reclaimed.succeed(second.token, "r".into(), later).is_ok());
+    }
+
+    #[test]
+    fn queued_cannot_finish_without_a_claim() {
+        let now = Utc::now();
+        let j = job();
+        assert!(j.succeed(Uuid::new_v4(), "r".into(), now).is_err());
+        assert!(j.fail(Uuid::new_v4(), error(), now).is_err());
+    }
+
+    #[test]
+    fn retry_then_dead() {
+        let now = Utc::now();
+        let l = lease(now, 30);
+        let retried = job().claim(l.clone(), now).unwrap().retry(l.token, error(), now).unwrap();
+        assert_eq!(retried.status, JobStatus::Queued);
+        let l2 = lease(now, 30);
+        let dead = retried.claim(l2.clone(), now).unwrap().bury(l2.token, error(), now).unwrap();
+        assert_eq!(dead.status, JobStatus::Dead);
+        assert_eq!(dead.attempts, 2);
+        let replayed = dead.requeue(now).unwrap();
+        assert_eq!(replayed.status, JobStatus::Queued);
+        assert_eq!(replayed.attempts, 0);
+    }
+
+    #[test]
+    fn ids_parse_and_refuse_garbage() {
+        let id = JobId::new();
+        assert_eq!(id.to_string().parse::<JobId>().unwrap(), id);
+        assert!("not-a-uuid".parse::<JobId>().is_err());
+        assert!(Uuid::new_v4().to_string().parse::<JobId>().is_err());
+        assert!("Acme".parse::<TenantId>().is_err());
+        assert!("-x".parse::<TenantId>().is_err());
+        assert!("acme-2".parse::<TenantId>().is_ok());
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(DocumentType::from_media_type("text/xml; charset=utf-8"), Some(DocumentType::Xml));
+        assert_eq!(DocumentType::from_media_type("application/json"), None);
+        assert_eq!(DocumentType::from_media_type("application/x-surge-noop"), None);
+    }
+}

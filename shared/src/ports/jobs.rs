@@ -1,0 +1,67 @@
+//! The job store port: durable job records with conditional transitions.
+
+use async_trait::async_trait;
+
+use crate::domain::{Job, JobId, JobStatus, TenantId, TransitionError};
+
+/// A function that computes a job's next state from its current one, or refuses.
+///
+/// Backends call it inside their conditional write and may call it more than once when a write
+/// races with another, so it must be pure.
+pub type Transition = Box<dyn Fn(&Job) -> Result<Job, TransitionError> + Send + Sync>;
+
+/// Durable storage for job records.
+///
+/// Contract (checked by `crate::contract::jobs`):
+/// - `create` is idempotent per `(tenant, idempotency_key)`: a second create with the same key
+///   returns the existing job untouched. Without a key, ids must be unique.
+/// - `update` applies a [`Transition`] atomically: no other update can slip in between reading
+///   the record and writing the result, across processes and machines. Two workers racing to
+///   claim a job cannot both win. A refused transition leaves the record untouched and returns
+///   [`StoreError::Transition`].
+/// - `list_by_tenant` returns only that tenant's jobs, newest first, `limit` at a time; the
+///   cursor is the last id of the previous page.
+/// - `list_unfinished` returns jobs that are `queued` or `processing`, oldest first, without
+///   scanning finished jobs.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    async fn create(&self, job: Job) -> Result<CreateOutcome, StoreError>;
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+    async fn update(&self, id: JobId, transition: Transition) -> Result<Job, StoreError>;
+    async fn list_by_tenant(
+        &self,
+        tenant: &TenantId,
+        status: Option<JobStatus>,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<JobPage, StoreError>;
+    async fn list_unfinished(&self, after: Option<JobId>, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Number of jobs per status, for status pages and metrics.
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>, StoreError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created(Job),
+    /// A job with the same tenant and idempotency key already existed.
+    Existing(Job),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<JobId>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// The status machine refused the change; never retry it as is.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The backend could not be reached or failed; retry later.
+    #[error("job store unavailable: {0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,16 @@
+//! The ports: narrow, backend-neutral traits for the queue, the blob store, the job store and
+//! the tenant directory. Each trait documents its contract; `crate::contract` checks it against
+//! every backend.
+//!
+//! No backend type appears in these signatures: callers hold `Arc<dyn Trait>` and never know
+//! whether SQLite or a cloud service sits behind it.
+
+mod blob;
+mod jobs;
+mod queue;
+mod tenants;
+
+pub use blob::{BlobError, BlobMeta, BlobStore, validate_blob_key};
+pub use jobs::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
+pub use queue::{Queue, QueueDepth, QueueError, ReceivedMessage, Receipt};
+pub use tenants::{ApiKey, TenantDirectory, TenantError};

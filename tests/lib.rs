@@ -1,0 +1,1 @@
+//! Placeholder library so the integration-test package has a crate root.
