@@ -1,1 +1,127 @@
-//! placeholder
+//! Surge's decision server: the HTTP API, the dispatcher that moves jobs into lanes fairly, and
+//! the local worker pool behind `surge up`.
+//!
+//! [`serve`] runs the API and the dispatcher on given backends; [`up`] adds the worker pool and
+//! the first-start conveniences. Both are library functions so tests can start them.
+
+pub mod api;
+pub mod bench;
+pub mod intake;
+pub mod pool;
+pub mod schedule;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use shared::backend::Backends;
+use shared::config::Config;
+use shared::domain::{Lane, TenantId};
+use shared::ports::{ApiKey, TenantError};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Runs the API on `listener` and the dispatcher until `shutdown`. The API stops accepting
+/// first; requests in progress finish.
+pub async fn serve(
+    config: &Config,
+    backends: Backends,
+    metrics: Option<PrometheusHandle>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let tasks = TaskTracker::new();
+    let dispatcher_stop = shutdown.child_token();
+    tasks.spawn(schedule::run(
+        backends.clone(),
+        config.lanes.clone(),
+        config.dispatcher.clone(),
+        dispatcher_stop.clone(),
+    ));
+    let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics));
+    let api_stop = shutdown.clone();
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move { api_stop.cancelled().await }).await;
+    dispatcher_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    served
+}
+
+/// Creates `tenant` (if new) and a fresh API key for it.
+pub async fn add_tenant(backends: &Backends, tenant: &TenantId) -> Result<ApiKey, TenantError> {
+    backends.tenants.add_tenant(tenant).await?;
+    let key = ApiKey::generate();
+    backends.tenants.add_key(tenant, &key.hash()).await?;
+    Ok(key)
+}
+
+/// What `surge up` needs beyond the config.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The `surge-worker` executable.
+    pub worker_binary: PathBuf,
+    /// Config file to hand to the workers, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// What `surge up` reports once it is listening.
+pub struct Ready {
+    pub address: std::net::SocketAddr,
+    /// The key of the demo tenant created on first start.
+    pub demo_key: Option<ApiKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Open(#[from] shared::backend::OpenError),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: std::net::SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs everything on one machine: API, dispatcher and a pool of worker processes. On first
+/// start (no tenants yet) it creates the `demo` tenant and reports its key through `on_ready`.
+pub async fn up(
+    config: Config,
+    options: UpOptions,
+    metrics: Option<PrometheusHandle>,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Ready),
+) -> Result<(), UpError> {
+    let backends = Backends::open(&config)?;
+    let demo_key = if backends.tenants.list_tenants().await?.is_empty() {
+        let demo: TenantId = "demo".parse().expect("a valid tenant id");
+        Some(add_tenant(&backends, &demo).await?)
+    } else {
+        None
+    };
+    let listener = TcpListener::bind(config.api.listen)
+        .await
+        .map_err(|source| UpError::Listen { address: config.api.listen, source })?;
+    let address = listener.local_addr().map_err(UpError::Serve)?;
+    on_ready(Ready { address, demo_key });
+
+    let mut args = vec!["--data-dir".to_owned(), config.data_dir.display().to_string()];
+    if let Some(file) = &options.config_file {
+        args.extend(["--config".to_owned(), file.display().to_string()]);
+    }
+    let spec = pool::PoolSpec {
+        binary: options.worker_binary,
+        args,
+        env: Vec::new(),
+        sizes: vec![(Lane::Small, config.pool.small_workers), (Lane::Large, config.pool.large_workers)],
+        drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
+    };
+    let pool_stop = CancellationToken::new();
+    let pool = tokio::spawn(pool::run(spec, pool_stop.clone()));
+    let served = serve(&config, backends, metrics, listener, shutdown.clone()).await;
+    // Uploads have stopped; now drain the workers.
+    pool_stop.cancel();
+    let _ = pool.await;
+    served.map_err(UpError::Serve)
+}

@@ -253,11 +253,11 @@ pub async fn job_store_contract(store: Arc<dyn JobStore>) {
     }
     assert_eq!(wins.len(), 1, "exactly one of racing claims wins");
     let token = wins[0].lease.as_ref().expect("lease").token;
-    let stale = store.update(job.id, Box::new(|j: &Job| j.succeed(Uuid::new_v4(), "r".into(), Utc::now()))).await;
+    let stale = store.update(job.id, Box::new(|j: &Job| j.succeed(Uuid::new_v4(), Some("r".into()), Utc::now()))).await;
     assert!(matches!(stale, Err(StoreError::Transition(TransitionError::StaleLease))), "stale lease refused");
     assert_eq!(store.get(job.id).await.expect("get").expect("job").status, JobStatus::Processing, "untouched");
     let done = store
-        .update(job.id, Box::new(move |j: &Job| j.succeed(token, "results/acme/x.json".into(), Utc::now())))
+        .update(job.id, Box::new(move |j: &Job| j.succeed(token, Some("results/acme/x.json".into()), Utc::now())))
         .await
         .expect("succeed");
     assert_eq!(done.status, JobStatus::Succeeded);

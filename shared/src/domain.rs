@@ -355,13 +355,14 @@ impl Job {
         Ok(job)
     }
 
-    /// `processing → succeeded` with the result's blob key.
-    pub fn succeed(&self, token: Uuid, result_key: String, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+    /// `processing → succeeded` with the result's blob key (`None` for jobs without a result,
+    /// such as benchmark no-ops).
+    pub fn succeed(&self, token: Uuid, result_key: Option<String>, now: DateTime<Utc>) -> Result<Job, TransitionError> {
         self.check_lease(token, "succeed")?;
         let mut job = self.clone();
         job.status = JobStatus::Succeeded;
         job.lease = None;
-        job.result_key = Some(result_key);
+        job.result_key = result_key;
         job.last_error = None;
         job.finished_at = Some(now);
         job.updated_at = now;
@@ -510,7 +511,7 @@ mod tests {
         let claimed = job().claim(l.clone(), now).unwrap();
         assert_eq!(claimed.status, JobStatus::Processing);
         assert_eq!(claimed.attempts, 1);
-        let done = claimed.succeed(l.token, "results/acme/x.json".into(), now).unwrap();
+        let done = claimed.succeed(l.token, Some("results/acme/x.json".into()), now).unwrap();
         assert_eq!(done.status, JobStatus::Succeeded);
         assert!(done.status.is_terminal());
     }
@@ -519,11 +520,11 @@ mod tests {
     fn terminal_jobs_refuse_everything() {
         let now = Utc::now();
         let l = lease(now, 30);
-        let done = job().claim(l.clone(), now).unwrap().succeed(l.token, "r".into(), now).unwrap();
+        let done = job().claim(l.clone(), now).unwrap().succeed(l.token, Some("r".into()), now).unwrap();
         assert!(done.claim(lease(now, 30), now).is_err());
         assert!(done.fail(l.token, error(), now).is_err());
         assert!(done.retry(l.token, error(), now).is_err());
-        assert!(done.succeed(l.token, "r".into(), now).is_err());
+        assert!(done.succeed(l.token, Some("r".into()), now).is_err());
         assert!(done.requeue(now).is_err());
     }
 
@@ -539,15 +540,15 @@ mod tests {
         let reclaimed = claimed.claim(second.clone(), later).unwrap();
         assert_eq!(reclaimed.attempts, 2);
         // The written-off worker comes back: its token no longer counts.
-        assert_eq!(reclaimed.succeed(first.token, "r".into(), later), Err(TransitionError::StaleLease));
-        assert!(reclaimed.succeed(second.token, "r".into(), later).is_ok());
+        assert_eq!(reclaimed.succeed(first.token, Some("r".into()), later), Err(TransitionError::StaleLease));
+        assert!(reclaimed.succeed(second.token, Some("r".into()), later).is_ok());
     }
 
     #[test]
     fn queued_cannot_finish_without_a_claim() {
         let now = Utc::now();
         let j = job();
-        assert!(j.succeed(Uuid::new_v4(), "r".into(), now).is_err());
+        assert!(j.succeed(Uuid::new_v4(), Some("r".into()), now).is_err());
         assert!(j.fail(Uuid::new_v4(), error(), now).is_err());
     }
 

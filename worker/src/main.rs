@@ -1,1 +1,131 @@
-fn main() {}
+//! `surge-worker`: runs a worker process, or extracts one local file for inspection.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use shared::backend::Backends;
+use shared::config::Config;
+use shared::domain::{DocumentType, Lane};
+use shared::telemetry::{self, LogFormat};
+use tokio_util::sync::CancellationToken;
+use worker::booking::Chart;
+use worker::run::WorkerOptions;
+
+#[derive(Parser)]
+#[command(name = "surge-worker", version, about = "Surge worker: turns invoices into booking proposals")]
+struct Cli {
+    /// Configuration file (TOML); `SURGE_*` environment variables override it.
+    #[arg(long, global = true, env = "SURGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Process jobs from the lanes until SIGINT/SIGTERM, then drain.
+    Run {
+        /// Data directory of the embedded backend (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Lane to serve; repeat for several, highest priority first.
+        #[arg(long = "lane", default_value = "small")]
+        lanes: Vec<String>,
+        /// Adds this many milliseconds to every job (demonstrations and crash tests).
+        #[arg(long, default_value_t = 0, hide = true)]
+        debug_delay_ms: u64,
+    },
+    /// Print the booking proposal for a local file as JSON, through the worker's own code.
+    Extract {
+        file: PathBuf,
+        /// Media type; guessed from the file extension when absent.
+        #[arg(long)]
+        content_type: Option<String>,
+    },
+}
+
+fn guess_type(path: &std::path::Path) -> Option<DocumentType> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    let media_type = match extension.as_str() {
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "tif" | "tiff" => "image/tiff",
+        _ => return None,
+    };
+    DocumentType::from_media_type(media_type)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let env = Config::process_env();
+    let filter = env.get("SURGE_LOG").cloned().unwrap_or_else(|| "info".to_owned());
+    telemetry::init_tracing(cli.log_format, &filter);
+    match cli.command {
+        Command::Extract { file, content_type } => {
+            let document_type = match content_type {
+                Some(media_type) => DocumentType::from_media_type(&media_type)
+                    .with_context(|| format!("unsupported content type {media_type}"))?,
+                None => guess_type(&file).with_context(|| {
+                    format!("cannot tell the type of {}; pass --content-type", file.display())
+                })?,
+            };
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let proposal = worker::extract::extract(&bytes, document_type, &Chart::default())
+                .with_context(|| format!("cannot extract {}", file.display()))?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&proposal)?);
+            }
+            Ok(())
+        }
+        Command::Run { data_dir, lanes, debug_delay_ms } => {
+            let mut config = Config::load(cli.config.as_deref(), &env)?;
+            if let Some(data_dir) = data_dir {
+                config.data_dir = data_dir;
+            }
+            let lanes = lanes
+                .iter()
+                .map(|l| l.parse::<Lane>().map_err(|_| anyhow::anyhow!("unknown lane {l:?}; expected small or large")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(config.worker.cpu_threads + 8)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let backends = Backends::open(&config)?;
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                let options = WorkerOptions {
+                    lanes,
+                    chart: Chart::default(),
+                    debug_delay: Duration::from_millis(debug_delay_ms),
+                };
+                worker::run::run(backends, config.worker.clone(), options, shutdown).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    shutdown.cancel();
+}

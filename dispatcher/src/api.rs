@@ -1,0 +1,362 @@
+//! The tenant-facing HTTP API: upload, status, result, listing, health and metrics.
+//!
+//! Every `/v1` route needs `Authorization: Bearer <key>`. Another tenant's document answers
+//! exactly like a missing one (404), so ids reveal nothing across tenants.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use shared::backend::Backends;
+use shared::config::ApiConfig;
+use shared::domain::{DocumentType, Job, JobError, JobId, JobStatus, TenantId};
+use shared::ports::ApiKey;
+use tokio::sync::Semaphore;
+
+use crate::intake::{self, Accepted, IntakeError};
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    pub backends: Backends,
+    pub config: ApiConfig,
+    /// Renders `/metrics`; `None` when another recorder owns the process (tests).
+    pub metrics: Option<PrometheusHandle>,
+    /// Bounds uploads held in memory at once.
+    pub uploads: Arc<Semaphore>,
+}
+
+impl ApiState {
+    pub fn new(backends: Backends, config: ApiConfig, metrics: Option<PrometheusHandle>) -> ApiState {
+        let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads));
+        ApiState { backends, config, metrics, uploads }
+    }
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/documents", post(upload).get(list))
+        .route("/v1/documents/{id}", get(status))
+        .route("/v1/documents/{id}/result", get(result))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn(track_http))
+        .with_state(state)
+}
+
+/// An error as the client sees it: a status, a stable `code` and a human `message`. Internal
+/// details go to the log, never to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such document")
+    }
+
+    fn unavailable(err: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "backend unavailable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is temporarily unavailable; retry later")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(ErrorBody { code: self.code, message: &self.message });
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> ApiError {
+        match err {
+            IntakeError::KeyReused => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different document",
+            ),
+            other => ApiError::unavailable(other),
+        }
+    }
+}
+
+/// The tenant a request is authenticated as.
+pub struct Tenant(pub TenantId);
+
+impl FromRequestParts<ApiState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Tenant, ApiError> {
+        let unauthorized =
+            || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or_else(unauthorized)?;
+        let tenant = state
+            .backends
+            .tenants
+            .find_tenant_by_key(&ApiKey::hash_presented(key))
+            .await
+            .map_err(ApiError::unavailable)?
+            .ok_or_else(unauthorized)?;
+        Ok(Tenant(tenant))
+    }
+}
+
+/// A job as the API shows it: no lease, no storage keys.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DocumentView {
+    pub id: JobId,
+    pub status: JobStatus,
+    pub document_type: DocumentType,
+    pub size: u64,
+    pub sha256: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<JobError>,
+    pub result_url: Option<String>,
+}
+
+impl From<&Job> for DocumentView {
+    fn from(job: &Job) -> DocumentView {
+        DocumentView {
+            id: job.id,
+            status: job.status,
+            document_type: job.document_type,
+            size: job.size,
+            sha256: job.sha256.clone(),
+            attempts: job.attempts,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            error: job.last_error.clone().filter(|_| job.status.is_terminal()),
+            result_url: (job.status == JobStatus::Succeeded).then(|| format!("/v1/documents/{}/result", job.id)),
+        }
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 printable ASCII characters",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+async fn upload(State(state): State<ApiState>, tenant: Tenant, request: Request) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let headers = request.headers();
+    let media_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let document_type = DocumentType::from_media_type(media_type).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be one of application/pdf, application/xml, text/xml, image/png, image/jpeg, image/tiff",
+        )
+    })?;
+    let limit = state.config.max_upload_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("documents may be at most {limit} bytes"),
+        )
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let key = idempotency_key(headers)?;
+    let _permit = state.uploads.acquire().await.map_err(ApiError::unavailable)?;
+    let body = read_limited(request.into_body(), limit).await.map_err(|err| match err {
+        ReadError::TooLarge => too_large(),
+        ReadError::Broken(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message),
+    })?;
+    let accepted = intake::accept(&state.backends, &tenant.0, key, document_type, body).await?;
+    metrics::histogram!("surge_upload_duration_seconds").record(started.elapsed().as_secs_f64());
+    let (status, job) = match &accepted {
+        Accepted::Created(job) => (StatusCode::ACCEPTED, job),
+        Accepted::Repeated(job) => (StatusCode::OK, job),
+    };
+    tracing::info!(job_id = %job.id, tenant = %tenant.0, size = job.size, repeated = status == StatusCode::OK, "document accepted");
+    let location = HeaderValue::from_str(&format!("/v1/documents/{}", job.id)).map_err(ApiError::unavailable)?;
+    Ok((status, [(header::LOCATION, location)], Json(DocumentView::from(job))).into_response())
+}
+
+enum ReadError {
+    TooLarge,
+    Broken(String),
+}
+
+async fn read_limited(body: Body, limit: u64) -> Result<Bytes, ReadError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(ReadError::TooLarge),
+        Err(err) => Err(ReadError::Broken(format!("could not read the request body: {err}"))),
+    }
+}
+
+/// Loads a job that belongs to `tenant`; anything else is "not found".
+async fn owned_job(state: &ApiState, tenant: &TenantId, id: &str) -> Result<Job, ApiError> {
+    let id: JobId = id.parse().map_err(|_| ApiError::not_found())?;
+    let job = state.backends.jobs.get(id).await.map_err(ApiError::unavailable)?;
+    job.filter(|job| &job.tenant == tenant).ok_or_else(ApiError::not_found)
+}
+
+async fn status(State(state): State<ApiState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<DocumentView>, ApiError> {
+    let job = owned_job(&state, &tenant.0, &id).await?;
+    Ok(Json(DocumentView::from(&job)))
+}
+
+async fn result(State(state): State<ApiState>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let job = owned_job(&state, &tenant.0, &id).await?;
+    match job.status {
+        JobStatus::Succeeded => {}
+        JobStatus::Queued | JobStatus::Processing => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "result_not_ready",
+                format!("the document is {}; try again later", job.status),
+            ));
+        }
+        JobStatus::Failed | JobStatus::Dead => {
+            let reason = job.last_error.map(|e| e.message).unwrap_or_default();
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "processing_failed",
+                format!("the document could not be processed: {reason}"),
+            ));
+        }
+    }
+    let key = job.result_key.ok_or_else(ApiError::not_found)?;
+    let bytes = state.backends.blobs.get(&key).await.map_err(ApiError::unavailable)?;
+    let bytes = bytes.ok_or_else(|| ApiError::unavailable(format!("result {key} missing")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentView>,
+    pub next_cursor: Option<JobId>,
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<DocumentList>, ApiError> {
+    let bad = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()
+        .map_err(|_| bad("status must be one of queued, processing, succeeded, failed, dead"))?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(bad("limit must be between 1 and 500"));
+    }
+    let cursor = query.cursor.as_deref().map(str::parse::<JobId>).transpose().map_err(|_| bad("invalid cursor"))?;
+    let page = state
+        .backends
+        .jobs
+        .list_by_tenant(&tenant.0, status, cursor, limit)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(Json(DocumentList { documents: page.jobs.iter().map(DocumentView::from).collect(), next_cursor: page.next }))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+    state.backends.jobs.count_by_status().await.map_err(ApiError::unavailable)?;
+    state.backends.incoming.depth().await.map_err(ApiError::unavailable)?;
+    Ok("ready")
+}
+
+async fn render_metrics(State(state): State<ApiState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "metrics are not enabled in this process").into_response(),
+    }
+}
+
+/// Counts requests and their latency by route pattern (never the raw path, which holds ids).
+async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("surge_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("surge_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,259 @@
+//! `surge bench`: measures the durable job pipeline and the upload path on the embedded backend
+//! and reports figures. It asserts nothing about time; it only measures.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use serde::Serialize;
+use shared::backend::Backends;
+use shared::config::Config;
+use shared::domain::{DocumentType, Job, JobId, JobStatus, Lane, NewJob, TenantId};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{api, intake, pool, schedule};
+
+/// Figures of the pipeline benchmark.
+#[derive(Debug, Serialize)]
+pub struct PipelineReport {
+    pub jobs: usize,
+    pub workers: usize,
+    pub worker_concurrency: usize,
+    pub seconds: f64,
+    pub jobs_per_second: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub enqueue_seconds: f64,
+}
+
+/// Figures of the upload benchmark.
+#[derive(Debug, Serialize)]
+pub struct UploadReport {
+    pub uploads: usize,
+    pub clients: usize,
+    pub document_bytes: usize,
+    pub seconds: f64,
+    pub uploads_per_second: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("benchmark failed: {0}")]
+pub struct BenchError(String);
+
+fn failed(err: impl std::fmt::Display) -> BenchError {
+    BenchError(err.to_string())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// (a) N no-op jobs enqueued in batches through the API's enqueue path, dispatched and completed
+/// by real `surge-worker` processes, every state change durable.
+pub async fn pipeline(
+    data_dir: PathBuf,
+    worker_binary: PathBuf,
+    jobs: usize,
+    workers: usize,
+    worker_concurrency: usize,
+) -> Result<PipelineReport, BenchError> {
+    let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
+    config.dispatcher.lane_lookahead_ms = 100;
+    let backends = Backends::open(&config).map_err(failed)?;
+    let tenant: TenantId = "bench".parse().map_err(failed)?;
+
+    let stop = CancellationToken::new();
+    let dispatcher = tokio::spawn(schedule::run(
+        backends.clone(),
+        config.lanes.clone(),
+        config.dispatcher.clone(),
+        stop.clone(),
+    ));
+    let spec = pool::PoolSpec {
+        binary: worker_binary,
+        args: vec!["--data-dir".to_owned(), data_dir.display().to_string()],
+        env: vec![
+            ("SURGE_WORKER__CONCURRENCY".to_owned(), worker_concurrency.to_string()),
+            ("SURGE_LOG".to_owned(), "warn".to_owned()),
+        ],
+        sizes: vec![(Lane::Small, workers)],
+        drain_timeout: Duration::from_secs(5),
+    };
+    let pool = tokio::spawn(pool::run(spec, stop.clone()));
+    // Let the workers start before the clock runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    const BATCH: usize = 500;
+    let mut created = 0;
+    while created < jobs {
+        let n = BATCH.min(jobs - created);
+        let mut creates = JoinSet::new();
+        for _ in 0..n {
+            let backends = backends.clone();
+            let job = Job::new(
+                NewJob {
+                    id: JobId::new(),
+                    tenant: tenant.clone(),
+                    idempotency_key: None,
+                    blob_key: "bench/none".to_owned(),
+                    document_type: DocumentType::BenchNoop,
+                    size: 0,
+                    sha256: String::new(),
+                    page_estimate: 1,
+                },
+                Utc::now(),
+            );
+            creates.spawn(async move { backends.jobs.create(job).await });
+        }
+        let mut batch = Vec::with_capacity(n);
+        while let Some(result) = creates.join_next().await {
+            match result.map_err(failed)?.map_err(failed)? {
+                shared::ports::CreateOutcome::Created(job) => batch.push(job),
+                shared::ports::CreateOutcome::Existing(_) => return Err(BenchError("unexpected duplicate".into())),
+            }
+        }
+        intake::enqueue(&backends, &batch).await.map_err(failed)?;
+        created += n;
+    }
+    let enqueue_seconds = started.elapsed().as_secs_f64();
+
+    loop {
+        let counts = backends.jobs.count_by_status().await.map_err(failed)?;
+        let done: u64 = counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| *n).sum();
+        if done as usize >= jobs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = pool.await;
+    let _ = dispatcher.await;
+
+    let mut latencies = Vec::with_capacity(jobs);
+    let mut cursor = None;
+    loop {
+        let page = backends.jobs.list_by_tenant(&tenant, None, cursor, 500).await.map_err(failed)?;
+        for job in &page.jobs {
+            if job.status != JobStatus::Succeeded {
+                return Err(BenchError(format!("job {} ended {}", job.id, job.status)));
+            }
+            if let Some(finished) = job.finished_at {
+                latencies.push((finished - job.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(PipelineReport {
+        jobs,
+        workers,
+        worker_concurrency,
+        seconds,
+        jobs_per_second: jobs as f64 / seconds,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p99_ms: percentile(&latencies, 99.0),
+        enqueue_seconds,
+    })
+}
+
+/// (b) Small documents posted over HTTP by concurrent clients.
+pub async fn uploads(data_dir: PathBuf, uploads: usize, clients: usize) -> Result<UploadReport, BenchError> {
+    let config = Config { data_dir, ..Config::default() };
+    let backends = Backends::open(&config).map_err(failed)?;
+    let tenant: TenantId = "bench".parse().map_err(failed)?;
+    let key = crate::add_tenant(&backends, &tenant).await.map_err(failed)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(failed)?;
+    let address = listener.local_addr().map_err(failed)?;
+    let app = api::router(api::ApiState::new(backends, config.api.clone(), None));
+    let stop = CancellationToken::new();
+    let server_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
+    });
+
+    let document = Bytes::from_static(SMALL_INVOICE);
+    let client = reqwest::Client::new();
+    let url = format!("http://{address}/v1/documents");
+    let auth = format!("Bearer {}", key.expose());
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(uploads));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..clients {
+        let (client, url, auth, document, remaining) =
+            (client.clone(), url.clone(), auth.clone(), document.clone(), Arc::clone(&remaining));
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while remaining
+                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let sent = Instant::now();
+                let response = client
+                    .post(&url)
+                    .header("authorization", &auth)
+                    .header("content-type", "application/xml")
+                    .body(document.clone())
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                if response.status() != reqwest::StatusCode::ACCEPTED {
+                    return Err(BenchError(format!("upload answered {}", response.status())));
+                }
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, BenchError>(latencies)
+        });
+    }
+    let mut latencies = Vec::with_capacity(uploads);
+    while let Some(result) = tasks.join_next().await {
+        latencies.extend(result.map_err(failed)??);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = server.await;
+    latencies.sort_by(f64::total_cmp);
+    Ok(UploadReport {
+        uploads,
+        clients,
+        document_bytes: document.len(),
+        seconds,
+        uploads_per_second: uploads as f64 / seconds,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p99_ms: percentile(&latencies, 99.0),
+    })
+}
+
+/// A minimal UBL invoice, about 1.5 KiB, so the upload benchmark needs no sample files.
+const SMALL_INVOICE: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+  xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+  xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">
+  <cbc:ID>BENCH-1</cbc:ID>
+  <cbc:IssueDate>2026-11-01</cbc:IssueDate>
+  <cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>
+  <cac:AccountingSupplierParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Bench Supplier</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>
+  <cac:AccountingCustomerParty><cac:Party><cac:PartyLegalEntity><cbc:RegistrationName>Bench Customer</cbc:RegistrationName></cac:PartyLegalEntity></cac:Party></cac:AccountingCustomerParty>
+  <cac:TaxTotal><cbc:TaxAmount currencyID="EUR">21.00</cbc:TaxAmount>
+    <cac:TaxSubtotal><cbc:TaxableAmount currencyID="EUR">100.00</cbc:TaxableAmount><cbc:TaxAmount currencyID="EUR">21.00</cbc:TaxAmount>
+      <cac:TaxCategory><cbc:ID>S</cbc:ID><cbc:Percent>21</cbc:Percent><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:TaxCategory></cac:TaxSubtotal>
+  </cac:TaxTotal>
+  <cac:LegalMonetaryTotal><cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount><cbc:TaxExclusiveAmount currencyID="EUR">100.00</cbc:TaxExclusiveAmount><cbc:TaxInclusiveAmount currencyID="EUR">121.00</cbc:TaxInclusiveAmount><cbc:PayableAmount currencyID="EUR">121.00</cbc:PayableAmount></cac:LegalMonetaryTotal>
+  <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="C62">1</cbc:InvoicedQuantity><cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>
+    <cac:Item><cbc:Name>Benchmark item</cbc:Name><cac:ClassifiedTaxCategory><cbc:ID>S</cbc:ID><cbc:Percent>21</cbc:Percent><cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:ClassifiedTaxCategory></cac:Item>
+    <cac:Price><cbc:PriceAmount currencyID="EUR">100.00</cbc:PriceAmount></cac:Price></cac:InvoiceLine>
+</Invoice>
+"#;

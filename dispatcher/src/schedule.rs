@@ -1,0 +1,466 @@
+//! The decision loop: move jobs from the incoming queue into lanes, fairly across tenants.
+//!
+//! The dispatcher holds received incoming messages (in flight, their visibility extended while
+//! held) in per-lane, per-tenant FIFOs and releases them round-robin across tenants, keeping each
+//! lane queue only a little ahead of its workers. So a tenant's 10,000-document burst occupies
+//! the lane only a few jobs deep, and another tenant's document is released on the next turn.
+//! A message is acked on the incoming queue only after it was sent to its lane; a crash in
+//! between delivers it twice, which the workers' idempotency absorbs.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use shared::backend::Backends;
+use shared::config::{DispatcherConfig, LaneConfig};
+use shared::domain::{JobId, JobMessage, JobStatus, Lane, TenantId};
+use shared::ports::{Receipt, ReceivedMessage};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The lane a job belongs in.
+pub fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
+    if message.size >= config.large_from_bytes || message.page_estimate >= config.large_from_pages {
+        Lane::Large
+    } else {
+        Lane::Small
+    }
+}
+
+/// A job the dispatcher holds until its lane has room.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub message: JobMessage,
+    pub body: Bytes,
+    pub receipt: Receipt,
+    /// When the incoming message's visibility was last extended.
+    pub hidden_since: Instant,
+}
+
+/// Per-tenant round-robin queues for one lane. Pure and synchronous, so tests can drive it.
+#[derive(Debug, Default)]
+pub struct FairQueue {
+    by_tenant: BTreeMap<TenantId, VecDeque<Held>>,
+    /// Tenants with waiting jobs, in turn order.
+    turns: VecDeque<TenantId>,
+    len: usize,
+}
+
+impl FairQueue {
+    pub fn push(&mut self, held: Held) {
+        let tenant = held.message.tenant.clone();
+        let queue = self.by_tenant.entry(tenant.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(tenant);
+        }
+        queue.push_back(held);
+        self.len += 1;
+    }
+
+    /// The next job: the oldest of the tenant whose turn it is.
+    pub fn pop(&mut self) -> Option<Held> {
+        let tenant = self.turns.pop_front()?;
+        let queue = self.by_tenant.get_mut(&tenant)?;
+        let held = queue.pop_front();
+        if queue.is_empty() {
+            self.by_tenant.remove(&tenant);
+        } else {
+            self.turns.push_back(tenant);
+        }
+        if held.is_some() {
+            self.len -= 1;
+        }
+        held
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Jobs waiting per tenant, largest first, at most `n` tenants.
+    pub fn busiest(&self, n: usize) -> Vec<(TenantId, usize)> {
+        let mut counts: Vec<_> = self.by_tenant.iter().map(|(t, q)| (t.clone(), q.len())).collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts.truncate(n);
+        counts
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Held> {
+        self.by_tenant.values_mut().flat_map(|q| q.iter_mut())
+    }
+}
+
+/// How deep a lane queue should be kept, from the rate its workers drain it.
+#[derive(Debug, Clone)]
+pub struct LaneGauge {
+    /// Smoothed jobs per second leaving the lane queue.
+    rate: f64,
+    last_total: u64,
+    released_since: u64,
+    last_sample: Option<Instant>,
+}
+
+/// Jobs kept visible in a lane even when its drain rate is unknown or tiny.
+const MIN_LANE_DEPTH: u64 = 4;
+
+impl Default for LaneGauge {
+    fn default() -> LaneGauge {
+        LaneGauge { rate: 0.0, last_total: 0, released_since: 0, last_sample: None }
+    }
+}
+
+impl LaneGauge {
+    /// Records a depth sample (`total` = visible + in flight) and returns the target number of
+    /// visible jobs: enough for `lookahead` of work at the observed rate.
+    pub fn sample(&mut self, total: u64, now: Instant, lookahead: Duration) -> u64 {
+        if let Some(last) = self.last_sample {
+            let elapsed = now.duration_since(last).as_secs_f64();
+            if elapsed > 0.0 {
+                let drained = (self.last_total + self.released_since).saturating_sub(total) as f64;
+                let instant_rate = drained / elapsed;
+                // React fast to a rising rate, decay slowly.
+                let weight = if instant_rate > self.rate { 0.5 } else { 0.1 };
+                self.rate += weight * (instant_rate - self.rate);
+            }
+        }
+        self.last_sample = Some(now);
+        self.last_total = total;
+        self.released_since = 0;
+        ((self.rate * lookahead.as_secs_f64()).ceil() as u64).max(MIN_LANE_DEPTH)
+    }
+
+    pub fn released(&mut self, n: u64) {
+        self.released_since += n;
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
+/// How often the loop looks at lane depths.
+const TICK: Duration = Duration::from_millis(10);
+/// Visibility of held incoming messages, and when to extend it.
+const HOLD_VISIBILITY: Duration = Duration::from_secs(30);
+const HOLD_REFRESH: Duration = Duration::from_secs(10);
+
+/// Runs the dispatcher until `shutdown`. Held messages are simply left in flight on shutdown:
+/// they become visible again and the next dispatcher picks them up.
+pub async fn run(backends: Backends, lanes: LaneConfig, config: DispatcherConfig, shutdown: CancellationToken) {
+    let room = Arc::new(Semaphore::new(config.buffer_limit));
+    let (batches, mut inbox) = mpsc::channel::<Vec<ReceivedMessage>>(64);
+    let receiver = tokio::spawn(receive_incoming(backends.clone(), Arc::clone(&room), batches, shutdown.clone()));
+    let sweeper = tokio::spawn(sweep_orphans(backends.clone(), config.clone(), shutdown.clone()));
+
+    let mut fair: BTreeMap<Lane, FairQueue> = Lane::ALL.iter().map(|&l| (l, FairQueue::default())).collect();
+    let mut gauges: BTreeMap<Lane, LaneGauge> = Lane::ALL.iter().map(|&l| (l, LaneGauge::default())).collect();
+    let mut held_ids: HashSet<JobId> = HashSet::new();
+    let lookahead = Duration::from_millis(config.lane_lookahead_ms);
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_refresh = Instant::now();
+    info!("dispatcher started");
+
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            batch = inbox.recv() => {
+                let Some(batch) = batch else { break };
+                admit(&backends, batch, &lanes, &mut fair, &mut held_ids, &room).await;
+            }
+            _ = ticks.tick() => {
+                for lane in Lane::ALL {
+                    let queue = fair.get_mut(&lane).expect("every lane has a fair queue");
+                    let gauge = gauges.get_mut(&lane).expect("every lane has a gauge");
+                    release(&backends, lane, queue, gauge, lookahead, &mut held_ids, &room).await;
+                    metrics::gauge!("surge_dispatcher_held_jobs", "lane" => lane.as_str()).set(queue.len() as f64);
+                }
+                if last_refresh.elapsed() >= HOLD_REFRESH / 4 {
+                    last_refresh = Instant::now();
+                    refresh_held(&backends, &mut fair).await;
+                }
+            }
+        }
+    }
+    sweeper.abort();
+    // The receiver sees the cancellation after its current long poll; what it got meanwhile is
+    // still in the inbox.
+    let _ = receiver.await;
+    inbox.close();
+    let mut receipts: Vec<Receipt> =
+        fair.values_mut().flat_map(FairQueue::iter_mut).map(|h| h.receipt.clone()).collect();
+    while let Some(batch) = inbox.recv().await {
+        receipts.extend(batch.into_iter().map(|m| m.receipt));
+    }
+    // Hand held jobs back at once rather than after their visibility timeout.
+    if !receipts.is_empty() {
+        if let Err(err) = backends.incoming.extend_visibility(&receipts, Duration::ZERO).await {
+            warn!(error = %err, "could not hand held jobs back; they return after their visibility timeout");
+        }
+    }
+    info!(held = receipts.len(), "dispatcher stopped; held jobs returned to the incoming queue");
+}
+
+async fn receive_incoming(
+    backends: Backends,
+    room: Arc<Semaphore>,
+    batches: mpsc::Sender<Vec<ReceivedMessage>>,
+    shutdown: CancellationToken,
+) {
+    const BATCH: u32 = 256;
+    while !shutdown.is_cancelled() {
+        // Reserve buffer room before receiving; released as jobs leave the dispatcher.
+        let Ok(permit) = room.acquire().await else { return };
+        permit.forget();
+        let extra = (1..BATCH).take_while(|_| room.try_acquire().map(|p| p.forget()).is_ok()).count() as u32;
+        let want = (1 + extra) as usize;
+        match backends.incoming.receive(want, HOLD_VISIBILITY, Duration::from_secs(1)).await {
+            Ok(messages) => {
+                room.add_permits(want - messages.len());
+                if !messages.is_empty() && batches.send(messages).await.is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                room.add_permits(want);
+                warn!(error = %err, "incoming receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn admit(
+    backends: &Backends,
+    batch: Vec<ReceivedMessage>,
+    lanes: &LaneConfig,
+    fair: &mut BTreeMap<Lane, FairQueue>,
+    held_ids: &mut HashSet<JobId>,
+    room: &Semaphore,
+) {
+    let mut duplicates = Vec::new();
+    let mut undecodable = Vec::new();
+    for received in batch {
+        let message: JobMessage = match serde_json::from_slice(&received.body) {
+            Ok(message) => message,
+            Err(err) => {
+                warn!(error = %err, "undecodable incoming message; moving it to the dead-letter queue");
+                undecodable.push(received);
+                continue;
+            }
+        };
+        if !held_ids.insert(message.job_id) {
+            duplicates.push(received.receipt);
+            continue;
+        }
+        let lane = lane_for(&message, lanes);
+        let held = Held { message, body: received.body, receipt: received.receipt, hidden_since: Instant::now() };
+        fair.get_mut(&lane).expect("every lane has a fair queue").push(held);
+    }
+    room.add_permits(duplicates.len() + undecodable.len());
+    if !duplicates.is_empty() {
+        debug!(count = duplicates.len(), "acking duplicate incoming messages");
+        let _ = backends.incoming.ack(&duplicates).await;
+    }
+    if !undecodable.is_empty() {
+        let bodies = undecodable.iter().map(|m| m.body.clone()).collect();
+        if backends.dead_letter.send_batch(bodies, Duration::ZERO).await.is_ok() {
+            let receipts: Vec<_> = undecodable.into_iter().map(|m| m.receipt).collect();
+            let _ = backends.incoming.ack(&receipts).await;
+        }
+    }
+}
+
+async fn release(
+    backends: &Backends,
+    lane: Lane,
+    queue: &mut FairQueue,
+    gauge: &mut LaneGauge,
+    lookahead: Duration,
+    held_ids: &mut HashSet<JobId>,
+    room: &Semaphore,
+) {
+    let lane_queue = backends.lane(lane);
+    let depth = match lane_queue.depth().await {
+        Ok(depth) => depth,
+        Err(err) => {
+            warn!(%lane, error = %err, "lane depth unavailable");
+            return;
+        }
+    };
+    let target = gauge.sample(depth.visible + depth.in_flight, Instant::now(), lookahead);
+    metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "visible").set(depth.visible as f64);
+    metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "in_flight").set(depth.in_flight as f64);
+    if queue.is_empty() || depth.visible >= target {
+        return;
+    }
+    let room_in_lane = (target - depth.visible) as usize;
+    let mut releasing = Vec::with_capacity(room_in_lane.min(queue.len()));
+    while releasing.len() < room_in_lane {
+        match queue.pop() {
+            Some(held) => releasing.push(held),
+            None => break,
+        }
+    }
+    let bodies: Vec<Bytes> = releasing.iter().map(|h| h.body.clone()).collect();
+    if let Err(err) = lane_queue.send_batch(bodies, Duration::ZERO).await {
+        warn!(%lane, error = %err, "lane send failed; keeping the jobs");
+        for held in releasing {
+            queue.push(held);
+        }
+        return;
+    }
+    gauge.released(releasing.len() as u64);
+    let receipts: Vec<Receipt> = releasing.iter().map(|h| h.receipt.clone()).collect();
+    if let Err(err) = backends.incoming.ack(&receipts).await {
+        // The messages will come back and be sent again: a duplicate, absorbed by the workers.
+        warn!(error = %err, "incoming ack failed");
+    }
+    for held in &releasing {
+        held_ids.remove(&held.message.job_id);
+        let waited = (Utc::now() - held.message.enqueued_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::histogram!("surge_dispatch_wait_seconds", "lane" => lane.as_str()).record(waited);
+    }
+    room.add_permits(releasing.len());
+    metrics::counter!("surge_dispatched_total", "lane" => lane.as_str()).increment(releasing.len() as u64);
+}
+
+/// Keeps held messages hidden on the incoming queue while they wait for their turn.
+async fn refresh_held(backends: &Backends, fair: &mut BTreeMap<Lane, FairQueue>) {
+    let now = Instant::now();
+    let mut due: Vec<&mut Held> =
+        fair.values_mut().flat_map(FairQueue::iter_mut).filter(|h| now.duration_since(h.hidden_since) >= HOLD_REFRESH).collect();
+    if due.is_empty() {
+        return;
+    }
+    let receipts: Vec<Receipt> = due.iter().map(|h| h.receipt.clone()).collect();
+    match backends.incoming.extend_visibility(&receipts, HOLD_VISIBILITY).await {
+        Ok(_) => due.iter_mut().for_each(|h| h.hidden_since = now),
+        Err(err) => warn!(error = %err, "could not extend held messages"),
+    }
+}
+
+/// Re-sends `queued` jobs untouched for `orphan_after_secs`: their first send may have been
+/// lost between the job record and the queue (a crash mid-upload). Duplicates are harmless.
+async fn sweep_orphans(backends: Backends, config: DispatcherConfig, shutdown: CancellationToken) {
+    let orphan_after = chrono::Duration::seconds(i64::try_from(config.orphan_after_secs).unwrap_or(i64::MAX));
+    let every = Duration::from_secs(config.orphan_after_secs.max(1));
+    loop {
+        let mut after = None;
+        let mut resent = 0usize;
+        loop {
+            let page = match backends.jobs.list_unfinished(after, 500).await {
+                Ok(page) => page,
+                Err(err) => {
+                    warn!(error = %err, "orphan sweep failed");
+                    break;
+                }
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            let cutoff = Utc::now() - orphan_after;
+            let orphans: Vec<_> =
+                page.into_iter().filter(|j| j.status == JobStatus::Queued && j.updated_at < cutoff).collect();
+            if !orphans.is_empty() && crate::intake::enqueue(&backends, &orphans).await.is_ok() {
+                resent += orphans.len();
+            }
+        }
+        if resent > 0 {
+            info!(resent, "re-sent queued jobs that may have lost their message");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::domain::DocumentType;
+
+    fn held(tenant: &str) -> Held {
+        Held {
+            message: JobMessage {
+                job_id: JobId::new(),
+                tenant: tenant.parse().unwrap(),
+                document_type: DocumentType::Xml,
+                size: 100,
+                page_estimate: 1,
+                enqueued_at: Utc::now(),
+            },
+            body: Bytes::new(),
+            receipt: Receipt(String::new()),
+            hidden_since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_single_job_of_a_quiet_tenant_is_next_after_a_burst() {
+        let mut queue = FairQueue::default();
+        for _ in 0..10_000 {
+            queue.push(held("burst"));
+        }
+        queue.push(held("quiet"));
+        let first = queue.pop().unwrap();
+        let second = queue.pop().unwrap();
+        assert_eq!(first.message.tenant.as_str(), "burst");
+        assert_eq!(second.message.tenant.as_str(), "quiet", "the quiet tenant's job is released second");
+        assert_eq!(queue.len(), 9_999);
+    }
+
+    #[test]
+    fn round_robin_keeps_each_tenants_order() {
+        let mut queue = FairQueue::default();
+        let a: Vec<_> = (0..3).map(|_| held("a")).collect();
+        let b: Vec<_> = (0..2).map(|_| held("b")).collect();
+        for h in a.iter().chain(&b) {
+            queue.push(h.clone());
+        }
+        let order: Vec<_> = std::iter::from_fn(|| queue.pop()).map(|h| h.message.job_id).collect();
+        let expected = vec![a[0].message.job_id, b[0].message.job_id, a[1].message.job_id, b[1].message.job_id, a[2].message.job_id];
+        assert_eq!(order, expected);
+        assert!(queue.is_empty());
+        assert_eq!(queue.busiest(5), vec![]);
+    }
+
+    #[test]
+    fn lanes_split_by_size_and_pages() {
+        let config = LaneConfig { large_from_bytes: 1000, large_from_pages: 5 };
+        let mut message = held("a").message;
+        assert_eq!(lane_for(&message, &config), Lane::Small);
+        message.size = 1000;
+        assert_eq!(lane_for(&message, &config), Lane::Large);
+        message.size = 10;
+        message.page_estimate = 5;
+        assert_eq!(lane_for(&message, &config), Lane::Large);
+    }
+
+    #[test]
+    fn lane_target_follows_the_drain_rate() {
+        let mut gauge = LaneGauge::default();
+        let start = Instant::now();
+        let lookahead = Duration::from_millis(100);
+        assert_eq!(gauge.sample(0, start, lookahead), MIN_LANE_DEPTH);
+        // 1000 released, all drained within a second: ~1000 jobs/s.
+        gauge.released(1000);
+        let target = gauge.sample(0, start + Duration::from_secs(1), lookahead);
+        assert!(target >= 50, "target {target} grows with the rate");
+        // Nothing drains for a while: the target decays back toward the minimum.
+        let mut t = start + Duration::from_secs(1);
+        let mut last = target;
+        for _ in 0..100 {
+            t += Duration::from_secs(1);
+            last = gauge.sample(0, t, lookahead);
+        }
+        assert_eq!(last, MIN_LANE_DEPTH);
+    }
+}

@@ -1,0 +1,118 @@
+//! Crashes and restarts: a worker killed mid-job, a graceful restart with work outstanding.
+
+use std::time::Duration;
+
+use crate::support::{Options, Surge, samples, sigkill};
+
+fn no_workers() -> Options {
+    Options { small_workers: 0, large_workers: 0, ..Options::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_leaves_exactly_one_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let surge = Surge::start_in(dir.path(), no_workers()).unwrap();
+    let key = surge.demo_key.clone().unwrap();
+    // A slow worker: each job takes 4 s, longer than the 3 s visibility timeout, so the
+    // heartbeat must keep it hidden while the worker lives.
+    let mut slow = surge.start_worker("small", &["--debug-delay-ms", "4000"]).unwrap();
+
+    let invoice = std::fs::read(samples().join("xrechnung/01.01a-INVOICE_ubl.xml")).unwrap();
+    let (status, body) = surge.upload(&key, "application/xml", invoice).await.unwrap();
+    assert_eq!(status, 202);
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    // Wait until the slow worker holds the job, then kill it without warning.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, job) = surge.get(&key, &format!("/v1/documents/{id}")).await.unwrap();
+        if job["status"] == "processing" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "job never started: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigkill(&mut slow);
+
+    let mut healthy = surge.start_worker("small", &[]).unwrap();
+    let done = surge.wait_finished(&key, &id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "the killed attempt and the one that finished: {done}");
+    let (status, _) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
+    assert_eq!(status, 200);
+    let results: Vec<_> = std::fs::read_dir(dir.path().join("blobs/results/demo"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(results, vec![format!("{id}.json")], "exactly one result");
+    sigkill(&mut healthy);
+    surge.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_unfinished_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let surge = Surge::start_in(dir.path(), no_workers()).unwrap();
+    let key = surge.demo_key.clone().unwrap();
+    let invoice = std::fs::read(samples().join("peppol-bis3/base-example.xml")).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let (status, body) = surge.upload(&key, "application/xml", invoice.clone()).await.unwrap();
+        assert_eq!(status, 202);
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // Let the dispatcher take some of them into its hands before stopping.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = surge.stop().unwrap();
+    assert!(status.success(), "graceful stop exits cleanly: {status}");
+
+    let surge = Surge::start_in(dir.path(), Options::default()).unwrap();
+    assert!(surge.demo_key.is_none(), "the demo tenant is created only once");
+    for id in &ids {
+        let done = surge.wait_finished(&key, id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    surge.stop().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_burst_does_not_starve_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = no_workers();
+    options.env.push(("SURGE_WORKER__CONCURRENCY".into(), "1".into()));
+    let surge = Surge::start_in(dir.path(), options).unwrap();
+    let burst = surge.add_tenant("burst").unwrap();
+    let quiet = surge.add_tenant("quiet").unwrap();
+    let invoice = std::fs::read(samples().join("peppol-bis3/base-example.xml")).unwrap();
+    let mut burst_ids = Vec::new();
+    for _ in 0..150 {
+        let (status, body) = surge.upload(&burst, "application/xml", invoice.clone()).await.unwrap();
+        assert_eq!(status, 202);
+        burst_ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = surge.upload(&quiet, "application/xml", invoice.clone()).await.unwrap();
+    assert_eq!(status, 202);
+    let quiet_id = body["id"].as_str().unwrap().to_owned();
+    // Give the dispatcher a moment to see the quiet tenant's upload, then start one worker.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut worker = surge.start_worker("small", &[]).unwrap();
+
+    let quiet_job = surge.wait_finished(&quiet, &quiet_id, Duration::from_secs(60)).await.unwrap();
+    let started = |job: &serde_json::Value| {
+        job["started_at"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    };
+    let quiet_started = started(&quiet_job).unwrap();
+    let mut started_before = 0;
+    for id in &burst_ids {
+        let (_, job) = surge.get(&burst, &format!("/v1/documents/{id}")).await.unwrap();
+        if started(&job).is_some_and(|s| s < quiet_started) {
+            started_before += 1;
+        }
+    }
+    assert!(
+        started_before <= 8,
+        "the quiet tenant's single document started after {started_before} of the burst's 150"
+    );
+    sigkill(&mut worker);
+    surge.stop().unwrap();
+}

@@ -1,0 +1,461 @@
+//! The worker loop: receive jobs from the lanes, claim them with a lease, run the CPU work on a
+//! bounded pool, store the result, finish the job, ack.
+//!
+//! Delivery is at least once; effects are idempotent. A duplicate delivery of a finished job is
+//! acked without work. A job's result is stored under a key derived from its id, so a job that
+//! runs twice still has one result, and only the holder of the current lease can mark it done.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use shared::backend::Backends;
+use shared::config::WorkerConfig;
+use shared::domain::{DocumentType, Job, JobError, JobMessage, Lane, Lease, TransitionError};
+use shared::ports::{Queue, ReceivedMessage, StoreError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+use uuid::Uuid;
+
+use crate::booking::Chart;
+use crate::extract::{self, ExtractError};
+
+/// What this worker process does, beyond the shared config.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Lanes to serve, in priority order.
+    pub lanes: Vec<Lane>,
+    /// Ledger accounts for the suggested journal entries.
+    pub chart: Chart,
+    /// Extra time spent on every job, for demonstrating and testing crash recovery.
+    pub debug_delay: Duration,
+}
+
+/// Why the worker stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker has no lane to serve")]
+    NoLanes,
+}
+
+/// Everything a job task needs, shared by all of them.
+struct Context {
+    backends: Backends,
+    config: WorkerConfig,
+    options: WorkerOptions,
+    /// Bounds CPU-heavy extraction to `cpu_threads` at once.
+    cpu: Arc<Semaphore>,
+}
+
+/// Runs the worker until `shutdown` is cancelled, then drains: stops receiving, lets in-flight
+/// jobs finish for up to `drain_timeout_secs`, hands back the rest and returns.
+pub async fn run(
+    backends: Backends,
+    config: WorkerConfig,
+    options: WorkerOptions,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    if options.lanes.is_empty() {
+        return Err(WorkerError::NoLanes);
+    }
+    let slots = Arc::new(Semaphore::new(config.concurrency));
+    let context = Arc::new(Context { cpu: Arc::new(Semaphore::new(config.cpu_threads)), backends, config, options });
+    let tracker = TaskTracker::new();
+    // Cancelled when the drain timeout passes: in-flight jobs then hand their message back.
+    let hand_back = CancellationToken::new();
+    info!(lanes = ?context.options.lanes, concurrency = context.config.concurrency, "worker started");
+
+    while !shutdown.is_cancelled() {
+        let first = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let mut permits = vec![first];
+        while permits.len() < context.config.concurrency {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        // Not raced against shutdown: a receive dropped half-way would hide its messages until
+        // their visibility timeout. The long poll is short instead.
+        let received = receive(&context, permits.len()).await;
+        for ((lane, message), permit) in received.into_iter().zip(permits) {
+            let context = Arc::clone(&context);
+            let hand_back = hand_back.clone();
+            tracker.spawn(async move {
+                handle(&context, lane, message, hand_back).await;
+                drop::<OwnedSemaphorePermit>(permit);
+            });
+        }
+    }
+
+    tracker.close();
+    let in_flight = tracker.len();
+    info!(in_flight, "worker draining");
+    let drain = Duration::from_secs(context.config.drain_timeout_secs);
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        warn!(in_flight = tracker.len(), "drain timeout; handing jobs back to the queue");
+        hand_back.cancel();
+        tracker.wait().await;
+    }
+    info!("worker stopped");
+    Ok(())
+}
+
+/// Receives up to `max` messages, trying lanes in priority order.
+async fn receive(context: &Context, max: usize) -> Vec<(Lane, ReceivedMessage)> {
+    let visibility = context.config.visibility_timeout();
+    let lanes = &context.options.lanes;
+    for (index, &lane) in lanes.iter().enumerate() {
+        // Only the last lane long-polls, so a higher-priority lane is never starved by waiting.
+        let wait = if index + 1 == lanes.len() { Duration::from_secs(1) } else { Duration::ZERO };
+        match context.backends.lane(lane).receive(max, visibility, wait).await {
+            Ok(messages) if !messages.is_empty() => {
+                return messages.into_iter().map(|m| (lane, m)).collect();
+            }
+            Ok(_) => {}
+            Err(err) => {
+                warn!(%lane, error = %err, "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// How a job attempt ended.
+enum Outcome {
+    Succeeded,
+    Failed(JobError),
+    /// A transient problem (store unreachable); the job is tried again later.
+    Retry(JobError),
+    /// Another delivery of a job that is finished or being worked on elsewhere.
+    Duplicate,
+    /// This worker lost its lease or is stopping; the message is left to come back.
+    Abandoned,
+}
+
+async fn handle(context: &Context, lane: Lane, message: ReceivedMessage, hand_back: CancellationToken) {
+    let queue = context.backends.lane(lane);
+    let job_message: JobMessage = match serde_json::from_slice(&message.body) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            warn!(%lane, error = %err, "undecodable message; moving it to the dead-letter queue");
+            dead_letter(context, queue.as_ref(), &message).await;
+            return;
+        }
+    };
+    let span = info_span!(
+        "job",
+        job_id = %job_message.job_id,
+        tenant = %job_message.tenant,
+        attempt = message.receive_count,
+        %lane,
+    );
+    async {
+        let started = Instant::now();
+        let outcome = attempt(context, queue.as_ref(), &message, &job_message, hand_back).await;
+        let label = match &outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed(_) => "failed",
+            Outcome::Retry(_) => "retried",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Abandoned => "abandoned",
+        };
+        metrics::counter!("surge_jobs_total", "lane" => lane.as_str(), "outcome" => label).increment(1);
+        metrics::histogram!("surge_job_duration_seconds", "lane" => lane.as_str(), "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Failed(error) => info!(code = %error.code, reason = %error.message, "job failed"),
+            Outcome::Retry(error) => warn!(code = %error.code, reason = %error.message, "job will be retried"),
+            Outcome::Succeeded => debug!(elapsed_ms = started.elapsed().as_millis() as u64, "job succeeded"),
+            Outcome::Duplicate => debug!("duplicate delivery acked"),
+            Outcome::Abandoned => info!("job handed back"),
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn attempt(
+    context: &Context,
+    queue: &dyn Queue,
+    message: &ReceivedMessage,
+    job_message: &JobMessage,
+    hand_back: CancellationToken,
+) -> Outcome {
+    let jobs = &context.backends.jobs;
+    let job = match jobs.get(job_message.job_id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            warn!("message for an unknown job; dropping it");
+            ack(queue, message).await;
+            return Outcome::Duplicate;
+        }
+        Err(err) => return retry_later(context, queue, message, None, store_error(err)).await,
+    };
+    if job.status.is_terminal() {
+        ack(queue, message).await;
+        return Outcome::Duplicate;
+    }
+    let max_attempts = context.config.max_attempts;
+    if job.attempts >= max_attempts {
+        // Every earlier attempt ended without a verdict: the job keeps killing its workers.
+        let error = JobError {
+            code: "attempts_exhausted".into(),
+            message: format!("no worker finished this job in {} attempts", job.attempts),
+        };
+        let buried = jobs.update(job.id, Box::new(move |j: &Job| j.bury_abandoned(error.clone(), Utc::now()))).await;
+        return match buried {
+            Ok(job) => {
+                dead_letter(context, queue, message).await;
+                Outcome::Failed(job.last_error.unwrap_or_else(|| JobError { code: "dead".into(), message: String::new() }))
+            }
+            Err(StoreError::Transition(_)) => {
+                ack(queue, message).await;
+                Outcome::Duplicate
+            }
+            Err(err) => retry_later(context, queue, message, None, store_error(err)).await,
+        };
+    }
+
+    let visibility = context.config.visibility_timeout();
+    let token = Uuid::new_v4();
+    let lease_for = chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::seconds(30));
+    let claimed = jobs
+        .update(job.id, Box::new(move |j: &Job| j.claim(Lease { token, expires_at: Utc::now() + lease_for }, Utc::now())))
+        .await;
+    let job = match claimed {
+        Ok(job) => job,
+        Err(StoreError::Transition(TransitionError::LeaseHeld { .. } | TransitionError::IllegalTransition { .. })) => {
+            // Finished meanwhile, or in the hands of a live worker whose own message will be
+            // acked when it is done (or come back if it dies).
+            ack(queue, message).await;
+            return Outcome::Duplicate;
+        }
+        Err(err) => return retry_later(context, queue, message, None, store_error(err)).await,
+    };
+
+    // Heartbeat: keep the message hidden and the lease alive while the work runs. If the lease
+    // is lost, the job belongs to someone else now: stop and commit nothing.
+    let fenced = CancellationToken::new();
+    let heartbeat = heartbeat(context, queue, message, &job, token, fenced.clone());
+    let work = work(context, &job);
+    let result = tokio::select! {
+        result = work => Some(result),
+        () = heartbeat => None,
+        () = hand_back.cancelled() => None,
+    };
+    let Some(result) = result else {
+        if !fenced.is_cancelled() {
+            // Stopping: hand the job back so another worker starts on it at once.
+            let error = JobError { code: "worker_stopped".into(), message: "worker stopped during the job".into() };
+            let _ = jobs.update(job.id, Box::new(move |j: &Job| j.retry(token, error.clone(), Utc::now()))).await;
+            let _ = queue.extend_visibility(std::slice::from_ref(&message.receipt), Duration::ZERO).await;
+        }
+        return Outcome::Abandoned;
+    };
+
+    match result {
+        Ok(result_key) => {
+            let finished = jobs
+                .update(job.id, Box::new(move |j: &Job| j.succeed(token, result_key.clone(), Utc::now())))
+                .await;
+            match finished {
+                Ok(_) => {
+                    ack(queue, message).await;
+                    Outcome::Succeeded
+                }
+                Err(StoreError::Transition(_)) => Outcome::Abandoned,
+                Err(err) => retry_later(context, queue, message, Some((&job, token)), store_error(err)).await,
+            }
+        }
+        Err(WorkError::Document(error)) => {
+            let to_store = error.clone();
+            let finished = jobs.update(job.id, Box::new(move |j: &Job| j.fail(token, to_store.clone(), Utc::now()))).await;
+            match finished {
+                Ok(_) => {
+                    ack(queue, message).await;
+                    Outcome::Failed(error)
+                }
+                Err(StoreError::Transition(_)) => Outcome::Abandoned,
+                Err(err) => retry_later(context, queue, message, Some((&job, token)), store_error(err)).await,
+            }
+        }
+        Err(WorkError::Transient(error)) => retry_later(context, queue, message, Some((&job, token)), error).await,
+    }
+}
+
+/// Why the work on a claimed job did not produce a result.
+enum WorkError {
+    /// The document is at fault; final.
+    Document(JobError),
+    /// Infrastructure is at fault; try again later.
+    Transient(JobError),
+}
+
+/// Loads the document, extracts the proposal on the CPU pool and stores it. Returns the result
+/// key (`None` for no-op jobs).
+async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError> {
+    if !context.options.debug_delay.is_zero() {
+        tokio::time::sleep(context.options.debug_delay).await;
+    }
+    if job.document_type == DocumentType::BenchNoop {
+        return Ok(None);
+    }
+    let blobs = &context.backends.blobs;
+    let bytes = match blobs.get(&job.blob_key).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return Err(WorkError::Document(JobError {
+                code: "document_missing".into(),
+                message: "the uploaded document is no longer stored".into(),
+            }));
+        }
+        Err(err) => {
+            return Err(WorkError::Transient(JobError { code: "blob_store_unavailable".into(), message: err.to_string() }));
+        }
+    };
+    let proposal = extract_on_pool(context, bytes, job.document_type).await?;
+    let json = serde_json::to_vec_pretty(&proposal).map_err(|e| {
+        WorkError::Document(JobError { code: "internal_error".into(), message: format!("unencodable result: {e}") })
+    })?;
+    let key = result_key(job);
+    // Same job, same key, same content: a second run overwrites with an identical object.
+    blobs.put(&key, Bytes::from(json)).await.map_err(|err| {
+        WorkError::Transient(JobError { code: "blob_store_unavailable".into(), message: err.to_string() })
+    })?;
+    Ok(Some(key))
+}
+
+/// Where a job's booking proposal is stored.
+pub fn result_key(job: &Job) -> String {
+    format!("results/{}/{}.json", job.tenant, job.id)
+}
+
+async fn extract_on_pool(
+    context: &Context,
+    bytes: Bytes,
+    document_type: DocumentType,
+) -> Result<shared::proposal::BookingProposal, WorkError> {
+    let _permit = Arc::clone(&context.cpu).acquire_owned().await.map_err(|_| {
+        WorkError::Transient(JobError { code: "worker_stopping".into(), message: "CPU pool closed".into() })
+    })?;
+    let chart = context.options.chart.clone();
+    let task = tokio::task::spawn_blocking(move || extract::extract(&bytes, document_type, &chart));
+    let budget = Duration::from_secs(context.config.job_timeout_secs);
+    match tokio::time::timeout(budget, task).await {
+        Ok(Ok(Ok(proposal))) => Ok(proposal),
+        Ok(Ok(Err(error))) => Err(WorkError::Document(extract_error(&error))),
+        Ok(Err(join_error)) => {
+            warn!(error = %join_error, "extraction panicked");
+            Err(WorkError::Document(JobError {
+                code: "internal_error".into(),
+                message: "the document could not be read because of an internal error".into(),
+            }))
+        }
+        Err(_) => Err(WorkError::Document(JobError {
+            code: "time_budget_exceeded".into(),
+            message: format!("processing took longer than the budget of {} s", budget.as_secs()),
+        })),
+    }
+}
+
+fn extract_error(error: &ExtractError) -> JobError {
+    JobError { code: error.code().to_owned(), message: error.to_string() }
+}
+
+fn store_error(err: StoreError) -> JobError {
+    JobError { code: "job_store_unavailable".into(), message: err.to_string() }
+}
+
+async fn heartbeat(
+    context: &Context,
+    queue: &dyn Queue,
+    message: &ReceivedMessage,
+    job: &Job,
+    token: Uuid,
+    fenced: CancellationToken,
+) {
+    let visibility = context.config.visibility_timeout();
+    let every = (visibility / 3).max(Duration::from_millis(200));
+    let lease_for = chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::seconds(30));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        let renewed = context
+            .backends
+            .jobs
+            .update(job.id, Box::new(move |j: &Job| j.renew(token, Utc::now() + lease_for, Utc::now())))
+            .await;
+        match renewed {
+            Ok(_) => {}
+            Err(StoreError::Transition(err)) => {
+                warn!(error = %err, "lease lost; abandoning the job");
+                fenced.cancel();
+                return;
+            }
+            Err(err) => warn!(error = %err, "lease renewal failed; will retry"),
+        }
+        if let Ok(results) = queue.extend_visibility(std::slice::from_ref(&message.receipt), visibility).await {
+            if let Some(Err(err)) = results.into_iter().next() {
+                warn!(error = %err, "visibility extension refused");
+            }
+        }
+    }
+}
+
+async fn retry_later(
+    context: &Context,
+    queue: &dyn Queue,
+    message: &ReceivedMessage,
+    claimed: Option<(&Job, Uuid)>,
+    error: JobError,
+) -> Outcome {
+    let attempts = claimed.map(|(job, _)| job.attempts).unwrap_or(message.receive_count);
+    if let Some((job, token)) = claimed {
+        let jobs = &context.backends.jobs;
+        let to_store = error.clone();
+        let give_up = attempts >= context.config.max_attempts;
+        let updated = jobs
+            .update(
+                job.id,
+                Box::new(move |j: &Job| {
+                    if give_up {
+                        j.bury(token, to_store.clone(), Utc::now())
+                    } else {
+                        j.retry(token, to_store.clone(), Utc::now())
+                    }
+                }),
+            )
+            .await;
+        if give_up && updated.is_ok() {
+            dead_letter(context, queue, message).await;
+            return Outcome::Failed(error);
+        }
+    }
+    let delay = context.config.retry_delay(attempts.max(1));
+    let _ = queue.extend_visibility(std::slice::from_ref(&message.receipt), delay).await;
+    Outcome::Retry(error)
+}
+
+async fn ack(queue: &dyn Queue, message: &ReceivedMessage) {
+    if let Err(err) = queue.ack(std::slice::from_ref(&message.receipt)).await {
+        // Not retried blindly: the message comes back and the job's idempotency handles it.
+        warn!(error = %err, "ack failed; the message will be redelivered");
+    }
+}
+
+async fn dead_letter(context: &Context, queue: &dyn Queue, message: &ReceivedMessage) {
+    match context.backends.dead_letter.send_batch(vec![message.body.clone()], Duration::ZERO).await {
+        Ok(()) => ack(queue, message).await,
+        Err(err) => warn!(error = %err, "could not move message to the dead-letter queue"),
+    }
+}
