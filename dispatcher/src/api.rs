@@ -119,8 +119,13 @@ impl FromRequestParts<ApiState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Tenant, ApiError> {
-        let unauthorized =
-            || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
+        let unauthorized = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid API key is required (Authorization: Bearer <key>)",
+            )
+        };
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
         let key = header
             .to_str()
@@ -254,7 +259,11 @@ async fn owned_job(state: &ApiState, tenant: &TenantId, id: &str) -> Result<Job,
     job.filter(|job| &job.tenant == tenant).ok_or_else(ApiError::not_found)
 }
 
-async fn status(State(state): State<ApiState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<DocumentView>, ApiError> {
+async fn status(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<DocumentView>, ApiError> {
     let job = owned_job(&state, &tenant.0, &id).await?;
     Ok(Json(DocumentView::from(&job)))
 }
@@ -315,12 +324,8 @@ async fn list(
         return Err(bad("limit must be between 1 and 500"));
     }
     let cursor = query.cursor.as_deref().map(str::parse::<JobId>).transpose().map_err(|_| bad("invalid cursor"))?;
-    let page = state
-        .backends
-        .jobs
-        .list_by_tenant(&tenant.0, status, cursor, limit)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let page =
+        state.backends.jobs.list_by_tenant(&tenant.0, status, cursor, limit).await.map_err(ApiError::unavailable)?;
     Ok(Json(DocumentList { documents: page.jobs.iter().map(DocumentView::from).collect(), next_cursor: page.next }))
 }
 
@@ -336,10 +341,10 @@ async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError>
 
 async fn render_metrics(State(state): State<ApiState>) -> Response {
     match &state.metrics {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "metrics are not enabled in this process").into_response()
         }
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "metrics are not enabled in this process").into_response(),
     }
 }
 

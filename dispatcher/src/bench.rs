@@ -72,12 +72,8 @@ pub async fn pipeline(
     let tenant: TenantId = "bench".parse().map_err(failed)?;
 
     let stop = CancellationToken::new();
-    let dispatcher = tokio::spawn(schedule::run(
-        backends.clone(),
-        config.lanes.clone(),
-        config.dispatcher.clone(),
-        stop.clone(),
-    ));
+    let dispatcher =
+        tokio::spawn(schedule::run(backends.clone(), config.lanes.clone(), config.dispatcher.clone(), stop.clone()));
     let spec = pool::PoolSpec {
         binary: worker_binary,
         args: vec!["--data-dir".to_owned(), data_dir.display().to_string()],
@@ -198,7 +194,9 @@ pub async fn uploads(data_dir: PathBuf, uploads: usize, clients: usize) -> Resul
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             while remaining
-                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                    n.checked_sub(1)
+                })
                 .is_ok()
             {
                 let sent = Instant::now();

@@ -104,9 +104,9 @@ fn main() -> anyhow::Result<()> {
                 up(config, cli.config).await
             }
             Command::Tenant { command: TenantCommand::Add { name } } => {
-                let tenant: TenantId = name.parse().with_context(|| {
-                    format!("invalid tenant name {name:?}: use 1-64 of a-z, 0-9 and '-'")
-                })?;
+                let tenant: TenantId = name
+                    .parse()
+                    .with_context(|| format!("invalid tenant name {name:?}: use 1-64 of a-z, 0-9 and '-'"))?;
                 let backends = Backends::open(&config)?;
                 let key = dispatcher::add_tenant(&backends, &tenant).await?;
                 println!("{}", key.expose());
@@ -159,20 +159,18 @@ async fn bench(
 ) -> anyhow::Result<()> {
     let worker_binary = sibling_binary("surge-worker")?;
     let scratch = tempfile::tempdir()?;
-    let pipeline = dispatcher::bench::pipeline(
-        scratch.path().join("pipeline"),
-        worker_binary,
-        jobs,
-        workers,
-        worker_concurrency,
-    )
-    .await?;
+    let pipeline =
+        dispatcher::bench::pipeline(scratch.path().join("pipeline"), worker_binary, jobs, workers, worker_concurrency)
+            .await?;
     let upload = dispatcher::bench::uploads(scratch.path().join("uploads"), uploads, clients).await?;
     if json {
         println!("{}", serde_json::json!({ "pipeline": pipeline, "uploads": upload }));
         return Ok(());
     }
-    println!("job pipeline (embedded backend, durable, {} surge-worker processes x {} in flight)", workers, worker_concurrency);
+    println!(
+        "job pipeline (embedded backend, durable, {} surge-worker processes x {} in flight)",
+        workers, worker_concurrency
+    );
     println!("  jobs              {}", pipeline.jobs);
     println!("  wall time         {:.2} s (enqueue done after {:.2} s)", pipeline.seconds, pipeline.enqueue_seconds);
     println!("  throughput        {:.0} jobs/s", pipeline.jobs_per_second);
@@ -188,7 +186,11 @@ async fn bench(
 fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("cannot locate the surge executable")?;
     let path = me.parent().map(|dir| dir.join(name)).unwrap_or_else(|| Path::new(name).to_owned());
-    anyhow::ensure!(path.exists(), "{} not found next to surge; build it (cargo build --bins) or set pool.worker_binary", path.display());
+    anyhow::ensure!(
+        path.exists(),
+        "{} not found next to surge; build it (cargo build --bins) or set pool.worker_binary",
+        path.display()
+    );
     Ok(path)
 }
 

@@ -64,7 +64,8 @@ pub async fn run(spec: PoolSpec, shutdown: CancellationToken) {
             if let Some(status) = exited {
                 warn!(lane = %slot.lane, %status, delay_ms = slot.restart_delay.as_millis() as u64, "worker exited; restarting");
                 tokio::time::sleep(slot.restart_delay).await;
-                slot.restart_delay = (slot.restart_delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                slot.restart_delay =
+                    (slot.restart_delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
                 slot.child = start(&spec, slot.lane);
             }
         }
@@ -96,10 +97,10 @@ fn start(spec: &PoolSpec, lane: Lane) -> Option<Child> {
 
 async fn drain(slots: &mut [Slot], timeout: Duration) {
     for slot in slots.iter() {
-        if let Some(pid) = slot.child.as_ref().and_then(Child::id) {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
+        if let Some(pid) = slot.child.as_ref().and_then(Child::id)
+            && let Ok(pid) = i32::try_from(pid)
+        {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
     }
     info!(workers = slots.len(), "draining workers");

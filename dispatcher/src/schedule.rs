@@ -200,10 +200,10 @@ pub async fn run(backends: Backends, lanes: LaneConfig, config: DispatcherConfig
         receipts.extend(batch.into_iter().map(|m| m.receipt));
     }
     // Hand held jobs back at once rather than after their visibility timeout.
-    if !receipts.is_empty() {
-        if let Err(err) = backends.incoming.extend_visibility(&receipts, Duration::ZERO).await {
-            warn!(error = %err, "could not hand held jobs back; they return after their visibility timeout");
-        }
+    if !receipts.is_empty()
+        && let Err(err) = backends.incoming.extend_visibility(&receipts, Duration::ZERO).await
+    {
+        warn!(error = %err, "could not hand held jobs back; they return after their visibility timeout");
     }
     info!(held = receipts.len(), "dispatcher stopped; held jobs returned to the incoming queue");
 }
@@ -335,8 +335,11 @@ async fn release(
 /// Keeps held messages hidden on the incoming queue while they wait for their turn.
 async fn refresh_held(backends: &Backends, fair: &mut BTreeMap<Lane, FairQueue>) {
     let now = Instant::now();
-    let mut due: Vec<&mut Held> =
-        fair.values_mut().flat_map(FairQueue::iter_mut).filter(|h| now.duration_since(h.hidden_since) >= HOLD_REFRESH).collect();
+    let mut due: Vec<&mut Held> = fair
+        .values_mut()
+        .flat_map(FairQueue::iter_mut)
+        .filter(|h| now.duration_since(h.hidden_since) >= HOLD_REFRESH)
+        .collect();
     if due.is_empty() {
         return;
     }
@@ -426,7 +429,13 @@ mod tests {
             queue.push(h.clone());
         }
         let order: Vec<_> = std::iter::from_fn(|| queue.pop()).map(|h| h.message.job_id).collect();
-        let expected = vec![a[0].message.job_id, b[0].message.job_id, a[1].message.job_id, b[1].message.job_id, a[2].message.job_id];
+        let expected = vec![
+            a[0].message.job_id,
+            b[0].message.job_id,
+            a[1].message.job_id,
+            b[1].message.job_id,
+            a[2].message.job_id,
+        ];
         assert_eq!(order, expected);
         assert!(queue.is_empty());
         assert_eq!(queue.busiest(5), vec![]);

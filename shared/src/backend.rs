@@ -64,19 +64,13 @@ impl Backends {
     /// delivered `max_attempts + 2` times: workers bury jobs themselves after `max_attempts`,
     /// so this is only the safety net for a message no worker survives.
     pub fn open_embedded(data_dir: &Path, max_attempts: u32) -> Result<Backends, OpenError> {
-        let error = |what: &'static str, message: String| OpenError {
-            what,
-            location: data_dir.display().to_string(),
-            message,
-        };
+        let error =
+            |what: &'static str, message: String| OpenError { what, location: data_dir.display().to_string(), message };
         let state = SqliteState::open(&data_dir.join("state.db")).map_err(|e| error("job state", e.to_string()))?;
-        let queues =
-            EmbeddedQueues::open(&data_dir.join("queue.db")).map_err(|e| error("queues", e.to_string()))?;
+        let queues = EmbeddedQueues::open(&data_dir.join("queue.db")).map_err(|e| error("queues", e.to_string()))?;
         let blobs = FsBlobStore::open(&data_dir.join("blobs")).map_err(|e| error("blobs", e.to_string()))?;
-        let redrive = Some(Redrive {
-            dead_letter_queue: queue_names::DEAD_LETTER.to_owned(),
-            max_receives: max_attempts + 2,
-        });
+        let redrive =
+            Some(Redrive { dead_letter_queue: queue_names::DEAD_LETTER.to_owned(), max_receives: max_attempts + 2 });
         let state = Arc::new(state);
         Ok(Backends {
             jobs: state.clone(),

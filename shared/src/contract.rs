@@ -103,10 +103,10 @@ async fn queue_extend_visibility_and_stale_receipts(q: QueueUnderTest) {
     let first = queue.receive(1, LONG, Duration::from_secs(5)).await.expect("receive");
     assert_eq!(first.len(), 1);
     let receipt = first[0].receipt.clone();
-    let extended = queue.extend_visibility(&[receipt.clone()], LONG).await.expect("extend");
+    let extended = queue.extend_visibility(std::slice::from_ref(&receipt), LONG).await.expect("extend");
     assert!(extended[0].is_ok(), "the holder can extend visibility");
     assert!(queue.receive(1, LONG, NO_WAIT).await.expect("receive").is_empty(), "extended message stays hidden");
-    queue.extend_visibility(&[receipt.clone()], Duration::ZERO).await.expect("extend");
+    queue.extend_visibility(std::slice::from_ref(&receipt), Duration::ZERO).await.expect("extend");
     let second = queue.receive(1, LONG, Duration::from_secs(5)).await.expect("receive");
     assert_eq!(second.len(), 1, "visibility 0 makes a message visible at once");
     let stale = queue.extend_visibility(&[receipt], Duration::ZERO).await.expect("extend");
@@ -261,10 +261,7 @@ pub async fn job_store_contract(store: Arc<dyn JobStore>) {
         .await
         .expect("succeed");
     assert_eq!(done.status, JobStatus::Succeeded);
-    assert!(matches!(
-        store.update(JobId::new(), claim_with(Uuid::new_v4())).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.update(JobId::new(), claim_with(Uuid::new_v4())).await, Err(StoreError::NotFound(_))));
 
     // Listing: per tenant, newest first, paged; unfinished only.
     let tenant: TenantId = "paging".parse().expect("tenant");
@@ -311,7 +308,10 @@ pub async fn tenant_directory_contract(directory: Arc<dyn TenantDirectory>) {
     directory.add_tenant(&acme).await.expect("add is idempotent");
     let key = ApiKey::generate();
     directory.add_key(&acme, &key.hash()).await.expect("add key");
-    assert_eq!(directory.find_tenant_by_key(&ApiKey::hash_presented(key.expose())).await.expect("find"), Some(acme.clone()));
+    assert_eq!(
+        directory.find_tenant_by_key(&ApiKey::hash_presented(key.expose())).await.expect("find"),
+        Some(acme.clone())
+    );
     assert_eq!(directory.find_tenant_by_key(&ApiKey::generate().hash()).await.expect("find"), None);
     let ghost: TenantId = "ghost".parse().expect("tenant");
     assert!(directory.add_key(&ghost, &ApiKey::generate().hash()).await.is_err(), "keys need a tenant");

@@ -194,13 +194,8 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 5] = [
-        JobStatus::Queued,
-        JobStatus::Processing,
-        JobStatus::Succeeded,
-        JobStatus::Failed,
-        JobStatus::Dead,
-    ];
+    pub const ALL: [JobStatus; 5] =
+        [JobStatus::Queued, JobStatus::Processing, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Dead];
 
     pub fn as_str(self) -> &'static str {
         match self {

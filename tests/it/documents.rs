@@ -47,7 +47,8 @@ fn expected_totals(xml: &str) -> Expected {
     let root = doc.root_element();
     let mut breakdown = Vec::new();
     let expected = if root.tag_name().name() == "CrossIndustryInvoice" {
-        let settlement = path(root, &["SupplyChainTradeTransaction", "ApplicableHeaderTradeSettlement"]).expect("settlement");
+        let settlement =
+            path(root, &["SupplyChainTradeTransaction", "ApplicableHeaderTradeSettlement"]).expect("settlement");
         let currency = text_of(child(settlement, "InvoiceCurrencyCode")).unwrap_or("");
         let sums = child(settlement, "SpecifiedTradeSettlementHeaderMonetarySummation").expect("summation");
         let tax = children(sums, "TaxTotalAmount")
@@ -71,7 +72,7 @@ fn expected_totals(xml: &str) -> Expected {
         let currency = text_of(child(root, "DocumentCurrencyCode")).unwrap_or("");
         let totals = child(root, "LegalMonetaryTotal").expect("LegalMonetaryTotal");
         let tax_total = children(root, "TaxTotal")
-            .find(|t| child(t.clone(), "TaxAmount").and_then(|a| a.attribute("currencyID")) == Some(currency))
+            .find(|t| child(*t, "TaxAmount").and_then(|a| a.attribute("currencyID")) == Some(currency))
             .expect("TaxTotal in document currency");
         for subtotal in children(tax_total, "TaxSubtotal") {
             breakdown.push((
@@ -113,7 +114,13 @@ fn actual_totals(result: &Value) -> Expected {
         .collect();
     breakdown.sort();
     let totals = &result["totals"];
-    Expected { net: d(&totals["net"]), tax: d(&totals["tax"]), gross: d(&totals["gross"]), payable: d(&totals["payable"]), breakdown }
+    Expected {
+        net: d(&totals["net"]),
+        tax: d(&totals["tax"]),
+        gross: d(&totals["gross"]),
+        payable: d(&totals["payable"]),
+        breakdown,
+    }
 }
 
 fn sample_invoices() -> Vec<PathBuf> {
@@ -156,7 +163,8 @@ async fn every_sample_invoice_gives_its_stated_totals_and_hostile_files_fail_cle
     let mut all: Vec<PathBuf> = hostile.iter().map(|f| hostile_dir.join(f)).collect();
     all.splice(3..3, invoices.iter().cloned());
     for file in &all {
-        let content_type = if file.extension().is_some_and(|e| e == "pdf") { "application/pdf" } else { "application/xml" };
+        let content_type =
+            if file.extension().is_some_and(|e| e == "pdf") { "application/pdf" } else { "application/xml" };
         let (status, body) = surge.upload(&key, content_type, std::fs::read(file).unwrap()).await.unwrap();
         assert_eq!(status, 202, "upload of {} answered {status}: {body}", file.display());
         ids.insert(body["id"].as_str().unwrap().to_owned(), file.clone());
@@ -169,7 +177,10 @@ async fn every_sample_invoice_gives_its_stated_totals_and_hostile_files_fail_cle
         if hostile.contains(&name.as_str()) {
             assert_eq!(finished["status"], "failed", "{name} must fail: {finished}");
             let message = finished["error"]["message"].as_str().unwrap_or("");
-            assert!(!message.is_empty() && finished["error"]["code"].is_string(), "{name} fails with a reason: {finished}");
+            assert!(
+                !message.is_empty() && finished["error"]["code"].is_string(),
+                "{name} fails with a reason: {finished}"
+            );
             let (status, body) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
             assert_eq!(status, 422, "result of a failed document: {body}");
             continue;
@@ -273,7 +284,8 @@ async fn tenants_auth_idempotency_and_limits() {
 
     // Listing with a cursor and a status filter.
     for n in 0..4 {
-        let (status, _) = surge.upload_with(&acme, "text/xml", invoice.clone(), Some(&format!("page-{n}"))).await.unwrap();
+        let (status, _) =
+            surge.upload_with(&acme, "text/xml", invoice.clone(), Some(&format!("page-{n}"))).await.unwrap();
         assert_eq!(status, 202);
     }
     let mut seen = Vec::new();

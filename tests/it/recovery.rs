@@ -98,9 +98,8 @@ async fn one_tenants_burst_does_not_starve_another() {
     let mut worker = surge.start_worker("small", &[]).unwrap();
 
     let quiet_job = surge.wait_finished(&quiet, &quiet_id, Duration::from_secs(60)).await.unwrap();
-    let started = |job: &serde_json::Value| {
-        job["started_at"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-    };
+    let started =
+        |job: &serde_json::Value| job["started_at"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
     let quiet_started = started(&quiet_job).unwrap();
     let mut started_before = 0;
     for id in &burst_ids {

@@ -120,17 +120,19 @@ impl LedgerRule {
         if self.supplier_vat_id.is_none() && self.supplier_name_contains.is_none() {
             return false;
         }
-        let compact =
-            |id: &str| -> String { id.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase() };
-        let vat_matches = self
-            .supplier_vat_id
-            .as_deref()
-            .is_none_or(|wanted| supplier.vat_id.as_deref().is_some_and(|actual| compact(actual) == compact(wanted)));
+        let vat_matches = self.supplier_vat_id.as_deref().is_none_or(|wanted| {
+            supplier.vat_id.as_deref().is_some_and(|actual| compact_id(actual) == compact_id(wanted))
+        });
         let name_matches = self.supplier_name_contains.as_deref().is_none_or(|wanted| {
             supplier.name.as_deref().is_some_and(|actual| actual.to_lowercase().contains(&wanted.to_lowercase()))
         });
         vat_matches && name_matches
     }
+}
+
+/// `id` without whitespace and in upper case, for comparing identifiers as people write them.
+fn compact_id(id: &str) -> String {
+    id.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase()
 }
 
 /// Net and VAT at one rate.
@@ -157,7 +159,7 @@ pub fn book(proposal: &mut BookingProposal, chart: &Chart) {
     let mut warnings = Vec::new();
     let label = document_label(proposal);
     let amounts = amounts_by_rate(proposal, &mut warnings);
-    if amounts.is_empty() && proposal.totals.gross.is_none() {
+    if amounts.is_empty() {
         warnings.push("the document states no net or gross amount; no booking suggested".to_owned());
         proposal.journal_entries.clear();
         proposal.warnings.extend(warnings);
@@ -192,9 +194,11 @@ pub fn book(proposal: &mut BookingProposal, chart: &Chart) {
     let difference: Decimal = postings.iter().map(|p| p.amount).sum();
     if !difference.is_zero() {
         warnings.push(format!(
-            "the document's amounts do not add up: debits exceed credits by {difference}; booked the \
+            "the document's amounts do not add up: debits and credits differ by {}; booked the \
              difference to {} {}",
-            chart.rounding.number, chart.rounding.name
+            difference.abs(),
+            chart.rounding.number,
+            chart.rounding.name
         ));
         postings.push(Posting {
             account: chart.rounding.clone(),

@@ -38,11 +38,7 @@ impl ExtractError {
 }
 
 /// Turns `bytes` of `document_type` into a booking proposal with balanced journal entries.
-pub fn extract(
-    bytes: &[u8],
-    document_type: DocumentType,
-    chart: &Chart,
-) -> Result<BookingProposal, ExtractError> {
+pub fn extract(bytes: &[u8], document_type: DocumentType, chart: &Chart) -> Result<BookingProposal, ExtractError> {
     let mut proposal = match document_type {
         DocumentType::Xml => einvoice::parse(bytes)?,
         DocumentType::Pdf => {

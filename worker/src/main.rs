@@ -72,9 +72,8 @@ fn main() -> anyhow::Result<()> {
             let document_type = match content_type {
                 Some(media_type) => DocumentType::from_media_type(&media_type)
                     .with_context(|| format!("unsupported content type {media_type}"))?,
-                None => guess_type(&file).with_context(|| {
-                    format!("cannot tell the type of {}; pass --content-type", file.display())
-                })?,
+                None => guess_type(&file)
+                    .with_context(|| format!("cannot tell the type of {}; pass --content-type", file.display()))?,
             };
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let proposal = worker::extract::extract(&bytes, document_type, &Chart::default())

@@ -216,7 +216,9 @@ async fn attempt(
         return match buried {
             Ok(job) => {
                 dead_letter(context, queue, message).await;
-                Outcome::Failed(job.last_error.unwrap_or_else(|| JobError { code: "dead".into(), message: String::new() }))
+                Outcome::Failed(
+                    job.last_error.unwrap_or_else(|| JobError { code: "dead".into(), message: String::new() }),
+                )
             }
             Err(StoreError::Transition(_)) => {
                 ack(queue, message).await;
@@ -230,7 +232,10 @@ async fn attempt(
     let token = Uuid::new_v4();
     let lease_for = chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::seconds(30));
     let claimed = jobs
-        .update(job.id, Box::new(move |j: &Job| j.claim(Lease { token, expires_at: Utc::now() + lease_for }, Utc::now())))
+        .update(
+            job.id,
+            Box::new(move |j: &Job| j.claim(Lease { token, expires_at: Utc::now() + lease_for }, Utc::now())),
+        )
         .await;
     let job = match claimed {
         Ok(job) => job,
@@ -265,9 +270,8 @@ async fn attempt(
 
     match result {
         Ok(result_key) => {
-            let finished = jobs
-                .update(job.id, Box::new(move |j: &Job| j.succeed(token, result_key.clone(), Utc::now())))
-                .await;
+            let finished =
+                jobs.update(job.id, Box::new(move |j: &Job| j.succeed(token, result_key.clone(), Utc::now()))).await;
             match finished {
                 Ok(_) => {
                     ack(queue, message).await;
@@ -279,7 +283,8 @@ async fn attempt(
         }
         Err(WorkError::Document(error)) => {
             let to_store = error.clone();
-            let finished = jobs.update(job.id, Box::new(move |j: &Job| j.fail(token, to_store.clone(), Utc::now()))).await;
+            let finished =
+                jobs.update(job.id, Box::new(move |j: &Job| j.fail(token, to_store.clone(), Utc::now()))).await;
             match finished {
                 Ok(_) => {
                     ack(queue, message).await;
@@ -320,7 +325,10 @@ async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError>
             }));
         }
         Err(err) => {
-            return Err(WorkError::Transient(JobError { code: "blob_store_unavailable".into(), message: err.to_string() }));
+            return Err(WorkError::Transient(JobError {
+                code: "blob_store_unavailable".into(),
+                message: err.to_string(),
+            }));
         }
     };
     let proposal = extract_on_pool(context, bytes, job.document_type).await?;
@@ -404,10 +412,9 @@ async fn heartbeat(
             }
             Err(err) => warn!(error = %err, "lease renewal failed; will retry"),
         }
-        if let Ok(results) = queue.extend_visibility(std::slice::from_ref(&message.receipt), visibility).await {
-            if let Some(Err(err)) = results.into_iter().next() {
-                warn!(error = %err, "visibility extension refused");
-            }
+        let extended = queue.extend_visibility(std::slice::from_ref(&message.receipt), visibility).await;
+        if let Ok(Some(Err(err))) = extended.map(|results| results.into_iter().next()) {
+            warn!(error = %err, "visibility extension refused");
         }
     }
 }

@@ -63,13 +63,8 @@ impl EmbeddedQueues {
 
     /// A handle to the queue `name`, created on first send.
     pub fn queue(&self, name: &str, redrive: Option<Redrive>) -> EmbeddedQueue {
-        let waker = Arc::clone(
-            self.wakers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(name.to_owned())
-                .or_default(),
-        );
+        let waker =
+            Arc::clone(self.wakers.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_owned()).or_default());
         EmbeddedQueue { db: self.db.clone(), name: name.to_owned(), redrive, waker }
     }
 }
@@ -124,10 +119,8 @@ impl EmbeddedQueue {
     async fn try_receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
         let name = self.name.clone();
         let redrive = self.redrive.clone();
-        let (received, moved) = self
-            .db
-            .write(move |conn| receive_in_transaction(conn, &name, redrive.as_ref(), max, visibility))
-            .await?;
+        let (received, moved) =
+            self.db.write(move |conn| receive_in_transaction(conn, &name, redrive.as_ref(), max, visibility)).await?;
         if moved > 0 {
             tracing::warn!(queue = %self.name, moved, "messages moved to the dead-letter queue");
             metrics::counter!("surge_queue_dead_lettered_total", "queue" => self.name.clone()).increment(moved);
@@ -161,16 +154,12 @@ fn receive_in_transaction(
     let mut received = Vec::with_capacity(candidates.len());
     let mut moved = 0;
     for (id, message_id, body, receive_count) in candidates {
-        if let Some(redrive) = redrive {
-            if receive_count >= redrive.max_receives {
-                conn.prepare_cached(
-                    "UPDATE messages SET queue = ?2, visible_at = ?3, receipt = NULL WHERE id = ?1",
-                )
+        if let Some(redrive) = redrive.filter(|r| receive_count >= r.max_receives) {
+            conn.prepare_cached("UPDATE messages SET queue = ?2, visible_at = ?3, receipt = NULL WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![id, redrive.dead_letter_queue, now]))
                 .map_err(sql_err)?;
-                moved += 1;
-                continue;
-            }
+            moved += 1;
+            continue;
         }
         let token = format!("{:016x}", rand::random::<u64>());
         conn.prepare_cached(

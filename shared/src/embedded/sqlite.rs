@@ -69,9 +69,7 @@ impl Database {
             .name("sqlite-writer".to_owned())
             .spawn(move || run_writer(conn, inbox, &thread_path))
             .map_err(|e| DbError::new(path, e))?;
-        Ok(Database {
-            inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) }),
-        })
+        Ok(Database { inner: Arc::new(Inner { path: path.to_owned(), writer, readers: Mutex::new(Vec::new()) }) })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -101,16 +99,14 @@ impl Database {
                 let _ = reply.send(result);
             })
         });
-        let closed = || DbError::new(&self.inner.path, "write not committed (database busy for too long, or writer stopped)");
+        let closed =
+            || DbError::new(&self.inner.path, "write not committed (database busy for too long, or writer stopped)");
         self.inner.writer.send(write_op).await.map_err(|_| E::from(closed()))?;
         outcome.await.map_err(|_| E::from(closed()))?
     }
 
     /// Runs `op` on a read connection on the blocking pool. Sees every committed write.
-    pub(crate) async fn read<R, E>(
-        &self,
-        op: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
-    ) -> Result<R, E>
+    pub(crate) async fn read<R, E>(&self, op: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<DbError> + Send + 'static,

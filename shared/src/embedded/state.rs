@@ -142,7 +142,13 @@ impl JobStore for SqliteState {
                 let current = load(conn, &id.to_string())?.ok_or(StoreError::NotFound(id))?;
                 let next = transition(&current)?;
                 conn.prepare_cached("UPDATE jobs SET status = ?2, record = ?3 WHERE id = ?1")
-                    .and_then(|mut s| s.execute(params![id.to_string(), next.status.as_str(), encode(&next).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?]))
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            id.to_string(),
+                            next.status.as_str(),
+                            encode(&next).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?
+                        ])
+                    })
                     .map_err(sql_err)?;
                 Ok(next)
             })

@@ -12,5 +12,5 @@ mod tenants;
 
 pub use blob::{BlobError, BlobMeta, BlobStore, validate_blob_key};
 pub use jobs::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
-pub use queue::{Queue, QueueDepth, QueueError, ReceivedMessage, Receipt};
+pub use queue::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};
 pub use tenants::{ApiKey, TenantDirectory, TenantError};

@@ -352,6 +352,9 @@ fn binary_garbage_is_malformed() {
 fn syntax_errors_say_where() {
     let err = parse(b"<Invoice>\n  <ID>1</Id>\n</Invoice>").expect_err("mismatched tags");
     assert!(matches!(&err, ExtractError::Malformed(m) if m.contains("2:")), "{err}");
+    let bom = format!("\u{FEFF}<Invoice xmlns=\"{}\"/>", super::xml::UBL_INVOICE);
+    let err = parse(bom.as_bytes()).expect_err("no totals");
+    assert!(matches!(err, ExtractError::NotAnInvoice(_)), "a UTF-8 byte-order mark is fine: {err}");
     let err = parse(b"  \n ").expect_err("blank");
     assert_eq!(err, ExtractError::Malformed("empty document".to_owned()));
     let err = parse(&[0x3C, 0x61, 0xFF, 0x3E]).expect_err("not UTF-8");
