@@ -117,10 +117,11 @@ pub async fn up(
         sizes: vec![(Lane::Small, config.pool.small_workers), (Lane::Large, config.pool.large_workers)],
         drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
     };
-    let pool_stop = CancellationToken::new();
+    // The pool stops with everything else: on a terminal's Ctrl-C the workers got SIGINT too and
+    // are already draining; they must not be restarted.
+    let pool_stop = shutdown.child_token();
     let pool = tokio::spawn(pool::run(spec, pool_stop.clone()));
     let served = serve(&config, backends, metrics, listener, shutdown.clone()).await;
-    // Uploads have stopped; now drain the workers.
     pool_stop.cancel();
     let _ = pool.await;
     served.map_err(UpError::Serve)

@@ -82,7 +82,9 @@ enum TenantCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env = Config::process_env();
-    let filter = env.get("SURGE_LOG").cloned().unwrap_or_else(|| "info".to_owned());
+    // The benchmark's own per-request logs would measure the terminal, not Surge.
+    let default_filter = if matches!(cli.command, Command::Bench { .. }) { "warn" } else { "info" };
+    let filter = env.get("SURGE_LOG").cloned().unwrap_or_else(|| default_filter.to_owned());
     telemetry::init_tracing(cli.log_format, &filter);
     let mut config = Config::load(cli.config.as_deref(), &env)?;
     if let Some(data_dir) = &cli.data_dir {

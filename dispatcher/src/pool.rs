@@ -51,10 +51,14 @@ pub async fn run(spec: PoolSpec, shutdown: CancellationToken) {
     let mut checks = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
+            biased;
             () = shutdown.cancelled() => break,
             _ = checks.tick() => {}
         }
         for slot in &mut slots {
+            if shutdown.is_cancelled() {
+                break;
+            }
             let exited = match slot.child.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(status))) => Some(status.to_string()),
                 Some(Ok(None)) => None,
