@@ -7,3 +7,4 @@
 mod documents;
 mod recovery;
 mod support;
+mod tidy;

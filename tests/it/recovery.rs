@@ -115,3 +115,37 @@ async fn one_tenants_burst_does_not_starve_another() {
     sigkill(&mut worker);
     surge.stop().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_killing_its_workers_ends_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = no_workers();
+    options.env.push(("SURGE_WORKER__MAX_ATTEMPTS".into(), "1".into()));
+    let surge = Surge::start_in(dir.path(), options).unwrap();
+    let key = surge.demo_key.clone().unwrap();
+    let mut slow = surge.start_worker("small", &["--debug-delay-ms", "60000"]).unwrap();
+    let invoice = std::fs::read(samples().join("peppol-bis3/base-example.xml")).unwrap();
+    let (_, body) = surge.upload(&key, "application/xml", invoice).await.unwrap();
+    let id = body["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while surge.get(&key, &format!("/v1/documents/{id}")).await.unwrap().1["status"] != "processing" {
+        assert!(std::time::Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigkill(&mut slow);
+
+    let mut healthy = surge.start_worker("small", &[]).unwrap();
+    let done = surge.wait_finished(&key, &id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done["status"], "dead", "out of attempts: {done}");
+    assert_eq!(done["error"]["code"], "attempts_exhausted", "{done}");
+    let (status, body) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (422, Some("processing_failed")));
+    sigkill(&mut healthy);
+    surge.stop().unwrap();
+
+    // The message waits in the dead-letter queue for an operator.
+    let queues = shared::embedded::EmbeddedQueues::open(&dir.path().join("queue.db")).unwrap();
+    let dead_letter = queues.queue(shared::backend::queue_names::DEAD_LETTER, None);
+    let depth = shared::ports::Queue::depth(&dead_letter).await.unwrap();
+    assert_eq!(depth.visible, 1, "one message in the dead-letter queue");
+}
