@@ -16,13 +16,58 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Root of the embedded backend: `state.db`, `queue.db` and `blobs/` live here.
+    /// Root of the embedded backend: `state.db`, `queue.db` and `blobs/` live here. Used when
+    /// `primary` is not set, and by commands that only make sense locally.
     pub data_dir: PathBuf,
+    /// Where the primary region's queues, documents and job state live. Default: the embedded
+    /// backend in `data_dir`.
+    pub primary: Option<RegionConfig>,
     pub api: ApiConfig,
     pub lanes: LaneConfig,
     pub worker: WorkerConfig,
     pub dispatcher: DispatcherConfig,
     pub pool: PoolConfig,
+}
+
+/// The backend of one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RegionConfig {
+    /// SQLite and local files under `data_dir`.
+    Embedded { data_dir: PathBuf },
+    /// SQS queues and an S3 bucket.
+    Aws(AwsSettings),
+}
+
+/// Where a region lives on AWS (or an SQS/S3-compatible server).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// AWS region name, e.g. `eu-central-1`.
+    pub region: String,
+    /// Endpoint of an SQS/S3-compatible server (e.g. `http://127.0.0.1:5000`); `None` for AWS.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Prefix of every queue name, e.g. `surge-prod-` gives `surge-prod-incoming`.
+    #[serde(default = "default_queue_prefix")]
+    pub queue_prefix: String,
+    /// Bucket holding documents, results and job state.
+    pub bucket: String,
+    /// Path-style S3 addressing, needed by most local servers; default: on when
+    /// `endpoint_url` is set.
+    #[serde(default)]
+    pub force_path_style: Option<bool>,
+}
+
+fn default_queue_prefix() -> String {
+    "surge-".to_owned()
+}
+
+impl Config {
+    /// The primary region's backend: `primary` when set, else embedded in `data_dir`.
+    pub fn primary_region(&self) -> RegionConfig {
+        self.primary.clone().unwrap_or_else(|| RegionConfig::Embedded { data_dir: self.data_dir.clone() })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +135,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             data_dir: PathBuf::from("./surge-data"),
+            primary: None,
             api: ApiConfig::default(),
             lanes: LaneConfig::default(),
             worker: WorkerConfig::default(),
@@ -215,6 +261,27 @@ impl Config {
                 problem: "must be at most 43200 (12 hours, the SQS limit)".into(),
             });
         }
+        if let Some(RegionConfig::Aws(aws)) = &self.primary {
+            let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
+            if aws.region.is_empty() {
+                return invalid("primary.region", "must name an AWS region, e.g. eu-central-1");
+            }
+            let bucket_ok = (3..=63).contains(&aws.bucket.len())
+                && aws.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+            if !bucket_ok {
+                return invalid("primary.bucket", "must be a valid S3 bucket name (3-63 of a-z, 0-9, '-', '.')");
+            }
+            let prefix_ok = aws.queue_prefix.len() <= 40
+                && aws.queue_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !prefix_ok {
+                return invalid("primary.queue_prefix", "must be at most 40 of A-Z, a-z, 0-9, '-', '_'");
+            }
+            if let Some(url) = &aws.endpoint_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return invalid("primary.endpoint_url", "must be an http:// or https:// URL");
+            }
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "data_dir", problem: "must not be empty".into() });
         }
@@ -288,6 +355,39 @@ mod tests {
         assert!(err.contains("worker.concurrency"), "{err}");
         let err = Config::load(None, &env(&[("SURGE_API__LISTEN", "nowhere")])).unwrap_err().to_string();
         assert!(err.contains("listen") || err.contains("address"), "{err}");
+    }
+
+    #[test]
+    fn aws_primary_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("surge.toml");
+        std::fs::write(
+            &path,
+            "[primary]\nbackend = \"aws\"\nregion = \"eu-central-1\"\nbucket = \"surge-docs\"\n",
+        )
+        .unwrap();
+        let config =
+            Config::load(Some(&path), &env(&[("SURGE_PRIMARY__ENDPOINT_URL", "http://127.0.0.1:5000")])).unwrap();
+        let RegionConfig::Aws(aws) = config.primary_region() else { panic!("aws expected") };
+        assert_eq!(aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(aws.queue_prefix, "surge-");
+
+        std::fs::write(&path, "[primary]\nbackend = \"aws\"\nregion = \"eu-central-1\"\nbucket = \"No_Such\"\n")
+            .unwrap();
+        let err = Config::load(Some(&path), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("primary.bucket"), "{err}");
+        std::fs::write(&path, "[primary]\nbackend = \"aws\"\nregion = \"eu-central-1\"\n").unwrap();
+        let err = Config::load(Some(&path), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("bucket"), "missing key is named: {err}");
+        std::fs::write(&path, "[primary]\nbackend = \"cloud\"\n").unwrap();
+        let err = Config::load(Some(&path), &BTreeMap::new()).unwrap_err().to_string();
+        assert!(err.contains("cloud") || err.contains("backend"), "{err}");
+    }
+
+    #[test]
+    fn default_primary_is_embedded_in_data_dir() {
+        let config = Config::load(None, &env(&[("SURGE_DATA_DIR", "/tmp/x")])).unwrap();
+        assert_eq!(config.primary_region(), RegionConfig::Embedded { data_dir: PathBuf::from("/tmp/x") });
     }
 
     #[test]
