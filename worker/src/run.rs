@@ -466,3 +466,88 @@ async fn dead_letter(context: &Context, queue: &dyn Queue, message: &ReceivedMes
         Err(err) => warn!(error = %err, "could not move message to the dead-letter queue"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::domain::{JobId, JobStatus, NewJob};
+
+    use super::*;
+
+    async fn run_until_settled(backends: &Backends, id: shared::domain::JobId) -> Job {
+        let shutdown = CancellationToken::new();
+        let options = WorkerOptions { lanes: vec![Lane::Small], chart: Chart::default(), debug_delay: Duration::ZERO };
+        let config = WorkerConfig { drain_timeout_secs: 1, ..WorkerConfig::default() };
+        let worker = tokio::spawn(run(backends.clone(), config, options, shutdown.clone()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let job = backends.jobs.get(id).await.unwrap().unwrap();
+            let depth = backends.small_lane.depth().await.unwrap();
+            if job.status.is_terminal() && depth.visible + depth.in_flight == 0 {
+                shutdown.cancel();
+                worker.await.unwrap().unwrap();
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job did not settle: {job:?} {depth:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_delivered_twice_yields_one_result_and_both_messages_are_acked() {
+        let dir = tempfile::tempdir().unwrap();
+        let backends = Backends::open_embedded(dir.path(), 3).unwrap();
+        let tenant: shared::domain::TenantId = "acme".parse().unwrap();
+        let samples = std::env::var_os("SURGE_SAMPLES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples").into());
+        let path = samples.join("peppol-bis3/base-example.xml");
+        let invoice = Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("sample {}: {e}", path.display())));
+
+        let id = JobId::new();
+        let blob_key = format!("documents/acme/{id}");
+        backends.blobs.put(&blob_key, invoice.clone()).await.unwrap();
+        let new = NewJob {
+            id,
+            tenant,
+            idempotency_key: None,
+            blob_key,
+            document_type: DocumentType::Xml,
+            size: invoice.len() as u64,
+            sha256: String::new(),
+            page_estimate: 1,
+        };
+        let job = Job::new(new, Utc::now());
+        backends.jobs.create(job.clone()).await.unwrap();
+        let body = Bytes::from(serde_json::to_vec(&JobMessage::for_job(&job)).unwrap());
+        backends.small_lane.send_batch(vec![body.clone(), body], Duration::ZERO).await.unwrap();
+
+        let done = run_until_settled(&backends, id).await;
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(done.attempts, 1, "the duplicate delivery did no work");
+        let results = backends.blobs.list("results/acme/").await.unwrap();
+        assert_eq!(results, vec![format!("results/acme/{id}.json")]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_document_fails_the_job_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let backends = Backends::open_embedded(dir.path(), 3).unwrap();
+        let new = NewJob {
+            id: JobId::new(),
+            tenant: "acme".parse().unwrap(),
+            idempotency_key: None,
+            blob_key: "documents/acme/gone".into(),
+            document_type: DocumentType::Xml,
+            size: 1,
+            sha256: String::new(),
+            page_estimate: 1,
+        };
+        let job = Job::new(new, Utc::now());
+        backends.jobs.create(job.clone()).await.unwrap();
+        let body = Bytes::from(serde_json::to_vec(&JobMessage::for_job(&job)).unwrap());
+        backends.small_lane.send_batch(vec![body], Duration::ZERO).await.unwrap();
+        let done = run_until_settled(&backends, job.id).await;
+        assert_eq!(done.status, JobStatus::Failed);
+        assert_eq!(done.last_error.unwrap().code, "document_missing");
+    }
+}
