@@ -334,7 +334,8 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
-    state.backends.jobs.count_by_status().await.map_err(ApiError::unavailable)?;
+    // A lookup of an id that cannot exist: one cheap round trip to the job store.
+    state.backends.jobs.get(JobId::new()).await.map_err(ApiError::unavailable)?;
     state.backends.incoming.depth().await.map_err(ApiError::unavailable)?;
     Ok("ready")
 }

@@ -68,7 +68,7 @@ pub async fn pipeline(
 ) -> Result<PipelineReport, BenchError> {
     let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
     config.dispatcher.lane_lookahead_ms = 100;
-    let backends = Backends::open(&config).map_err(failed)?;
+    let backends = Backends::open(&config).await.map_err(failed)?;
     let tenant: TenantId = "bench".parse().map_err(failed)?;
 
     let stop = CancellationToken::new();
@@ -169,7 +169,7 @@ pub async fn pipeline(
 /// (b) Small documents posted over HTTP by concurrent clients.
 pub async fn uploads(data_dir: PathBuf, uploads: usize, clients: usize) -> Result<UploadReport, BenchError> {
     let config = Config { data_dir, ..Config::default() };
-    let backends = Backends::open(&config).map_err(failed)?;
+    let backends = Backends::open(&config).await.map_err(failed)?;
     let tenant: TenantId = "bench".parse().map_err(failed)?;
     let key = crate::add_tenant(&backends, &tenant).await.map_err(failed)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(failed)?;

@@ -93,7 +93,7 @@ pub async fn up(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Ready),
 ) -> Result<(), UpError> {
-    let backends = Backends::open(&config)?;
+    let backends = Backends::open(&config).await?;
     let demo_key = if backends.tenants.list_tenants().await?.is_empty() {
         let demo: TenantId = "demo".parse().expect("a valid tenant id");
         Some(add_tenant(&backends, &demo).await?)

@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Set up cloud resources.
+    Aws {
+        #[command(subcommand)]
+        command: AwsCommand,
+    },
     /// Measure the job pipeline and the upload path on a scratch embedded backend.
     Bench {
         /// No-op jobs pushed through the pipeline.
@@ -69,6 +74,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum AwsCommand {
+    /// Create the configured region's queues (with dead-letter queue and redrive policies) and
+    /// bucket if they are missing. Safe to run again.
+    Bootstrap,
 }
 
 #[derive(Subcommand)]
@@ -109,16 +121,25 @@ fn main() -> anyhow::Result<()> {
                 let tenant: TenantId = name
                     .parse()
                     .with_context(|| format!("invalid tenant name {name:?}: use 1-64 of a-z, 0-9 and '-'"))?;
-                let backends = Backends::open(&config)?;
+                let backends = Backends::open(&config).await?;
                 let key = dispatcher::add_tenant(&backends, &tenant).await?;
                 println!("{}", key.expose());
                 eprintln!("tenant {tenant}: store this key now; it is not shown again");
                 Ok(())
             }
             Command::Tenant { command: TenantCommand::List } => {
-                let backends = Backends::open(&config)?;
+                let backends = Backends::open(&config).await?;
                 for tenant in backends.tenants.list_tenants().await? {
                     println!("{tenant}");
+                }
+                Ok(())
+            }
+            Command::Aws { command: AwsCommand::Bootstrap } => {
+                let shared::config::RegionConfig::Aws(settings) = config.primary_region() else {
+                    anyhow::bail!("the primary region is not on AWS: set [primary] backend = \"aws\" in the config");
+                };
+                for line in shared::aws::bootstrap(&settings, config.worker.max_attempts).await? {
+                    println!("{line}");
                 }
                 Ok(())
             }

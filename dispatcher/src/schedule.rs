@@ -34,6 +34,8 @@ pub fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
 #[derive(Debug, Clone)]
 pub struct Held {
     pub message: JobMessage,
+    /// The incoming message's id, to recognise its redelivery.
+    pub message_id: String,
     pub body: Bytes,
     pub receipt: Receipt,
     /// When the incoming message's visibility was last extended.
@@ -257,11 +259,30 @@ async fn admit(
             }
         };
         if !held_ids.insert(message.job_id) {
-            duplicates.push(received.receipt);
+            // The same message again (its hold lapsed): keep holding it under the new receipt.
+            // A different message for the same job is a true duplicate: drop it.
+            let redelivered = fair
+                .values_mut()
+                .flat_map(FairQueue::iter_mut)
+                .find(|h| h.message.job_id == message.job_id && h.message_id == received.message_id);
+            match redelivered {
+                Some(held) => {
+                    held.receipt = received.receipt;
+                    held.hidden_since = Instant::now();
+                    room.add_permits(1);
+                }
+                None => duplicates.push(received.receipt),
+            }
             continue;
         }
         let lane = lane_for(&message, lanes);
-        let held = Held { message, body: received.body, receipt: received.receipt, hidden_since: Instant::now() };
+        let held = Held {
+            message,
+            message_id: received.message_id,
+            body: received.body,
+            receipt: received.receipt,
+            hidden_since: Instant::now(),
+        };
         fair.get_mut(&lane).expect("every lane has a fair queue").push(held);
     }
     room.add_permits(duplicates.len() + undecodable.len());
@@ -350,8 +371,10 @@ async fn refresh_held(backends: &Backends, fair: &mut BTreeMap<Lane, FairQueue>)
     }
 }
 
-/// Re-sends `queued` jobs untouched for `orphan_after_secs`: their first send may have been
-/// lost between the job record and the queue (a crash mid-upload). Duplicates are harmless.
+/// Re-sends jobs that may have lost their message: `queued` jobs untouched for
+/// `orphan_after_secs` (a crash between job record and queue send), and `processing` jobs whose
+/// lease expired that long ago (their message was dropped while the worker that held it died).
+/// Duplicates are harmless: workers ack copies of finished jobs.
 async fn sweep_orphans(backends: Backends, config: DispatcherConfig, shutdown: CancellationToken) {
     let orphan_after = chrono::Duration::seconds(i64::try_from(config.orphan_after_secs).unwrap_or(i64::MAX));
     let every = Duration::from_secs(config.orphan_after_secs.max(1));
@@ -369,8 +392,14 @@ async fn sweep_orphans(backends: Backends, config: DispatcherConfig, shutdown: C
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             let cutoff = Utc::now() - orphan_after;
-            let orphans: Vec<_> =
-                page.into_iter().filter(|j| j.status == JobStatus::Queued && j.updated_at < cutoff).collect();
+            let orphans: Vec<_> = page
+                .into_iter()
+                .filter(|job| match job.status {
+                    JobStatus::Queued => job.updated_at < cutoff,
+                    JobStatus::Processing => job.lease.as_ref().is_none_or(|lease| lease.expires_at < cutoff),
+                    _ => false,
+                })
+                .collect();
             if !orphans.is_empty() && crate::intake::enqueue(&backends, &orphans).await.is_ok() {
                 resent += orphans.len();
             }
@@ -400,6 +429,7 @@ mod tests {
                 page_estimate: 1,
                 enqueued_at: Utc::now(),
             },
+            message_id: String::new(),
             body: Bytes::new(),
             receipt: Receipt(String::new()),
             hidden_since: Instant::now(),

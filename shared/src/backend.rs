@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{Config, RegionConfig};
 use crate::domain::Lane;
 use crate::embedded::{EmbeddedQueues, FsBlobStore, Redrive, SqliteState};
 use crate::ports::{BlobStore, JobStore, Queue, TenantDirectory};
@@ -40,11 +40,11 @@ pub struct Backends {
 
 /// Why the backends could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open {what} under {location}: {message}")]
-pub struct OpenError {
-    what: &'static str,
-    location: String,
-    message: String,
+pub enum OpenError {
+    #[error("cannot open {what} under {location}: {message}")]
+    Embedded { what: &'static str, location: String, message: String },
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
 }
 
 impl Backends {
@@ -55,17 +55,23 @@ impl Backends {
         }
     }
 
-    /// Opens the embedded backend in `config.data_dir`.
-    pub fn open(config: &Config) -> Result<Backends, OpenError> {
-        Backends::open_embedded(&config.data_dir, config.worker.max_attempts)
+    /// Opens the primary region's backend as `config` says.
+    pub async fn open(config: &Config) -> Result<Backends, OpenError> {
+        match config.primary_region() {
+            RegionConfig::Embedded { data_dir } => Backends::open_embedded(&data_dir, config.worker.max_attempts),
+            RegionConfig::Aws(settings) => Ok(crate::aws::open(&settings, config.worker.max_attempts).await?),
+        }
     }
 
     /// Opens the embedded backend under `data_dir`. Lane queues dead-letter a message that was
     /// delivered `max_attempts + 2` times: workers bury jobs themselves after `max_attempts`,
     /// so this is only the safety net for a message no worker survives.
     pub fn open_embedded(data_dir: &Path, max_attempts: u32) -> Result<Backends, OpenError> {
-        let error =
-            |what: &'static str, message: String| OpenError { what, location: data_dir.display().to_string(), message };
+        let error = |what: &'static str, message: String| OpenError::Embedded {
+            what,
+            location: data_dir.display().to_string(),
+            message,
+        };
         let state = SqliteState::open(&data_dir.join("state.db")).map_err(|e| error("job state", e.to_string()))?;
         let queues = EmbeddedQueues::open(&data_dir.join("queue.db")).map_err(|e| error("queues", e.to_string()))?;
         let blobs = FsBlobStore::open(&data_dir.join("blobs")).map_err(|e| error("blobs", e.to_string()))?;

@@ -361,11 +361,8 @@ mod tests {
     fn aws_primary_from_file_and_env() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("surge.toml");
-        std::fs::write(
-            &path,
-            "[primary]\nbackend = \"aws\"\nregion = \"eu-central-1\"\nbucket = \"surge-docs\"\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "[primary]\nbackend = \"aws\"\nregion = \"eu-central-1\"\nbucket = \"surge-docs\"\n")
+            .unwrap();
         let config =
             Config::load(Some(&path), &env(&[("SURGE_PRIMARY__ENDPOINT_URL", "http://127.0.0.1:5000")])).unwrap();
         let RegionConfig::Aws(aws) = config.primary_region() else { panic!("aws expected") };

@@ -3,6 +3,7 @@
 //!
 //! No HTTP and no `main` here: the `dispatcher` and `worker` crates build on this.
 
+pub mod aws;
 pub mod backend;
 pub mod config;
 pub mod contract;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::support::{Options, Surge, samples};
+use crate::support::{Backend, Options, Surge, on_both_backends, samples};
 
 /// Totals and VAT breakdown read straight from an e-invoice, independently of Surge's parser.
 #[derive(Debug, PartialEq)]
@@ -147,10 +147,14 @@ fn balanced(result: &Value) -> bool {
     (nothing_to_book || !entries.is_empty()) && sum("debit") == sum("credit")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_sample_invoice_gives_its_stated_totals_and_hostile_files_fail_clearly() {
+on_both_backends!(
+    every_sample_invoice_gives_its_stated_totals_and_hostile_files_fail_clearly,
+    tenants_auth_idempotency_and_limits
+);
+
+async fn every_sample_invoice_gives_its_stated_totals_and_hostile_files_fail_clearly(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let surge = Surge::start_in(dir.path(), Options::default()).unwrap();
+    let surge = Surge::start_in(dir.path(), Options { backend, ..Options::default() }).unwrap();
     let key = surge.demo_key.clone().expect("first start prints a demo key");
 
     let invoices = sample_invoices();
@@ -216,10 +220,10 @@ async fn every_sample_invoice_gives_its_stated_totals_and_hostile_files_fail_cle
     surge.stop().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenants_auth_idempotency_and_limits() {
+async fn tenants_auth_idempotency_and_limits(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
+        backend,
         env: [Options::default().env, vec![("SURGE_API__MAX_UPLOAD_BYTES".into(), "100000".into())]].concat(),
         ..Options::default()
     };

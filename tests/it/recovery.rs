@@ -2,16 +2,22 @@
 
 use std::time::Duration;
 
-use crate::support::{Options, Surge, samples, sigkill};
+use crate::support::{Backend, Options, Surge, on_both_backends, samples, sigkill};
 
-fn no_workers() -> Options {
-    Options { small_workers: 0, large_workers: 0, ..Options::default() }
+on_both_backends!(
+    a_worker_killed_mid_job_leaves_exactly_one_result,
+    a_restart_resumes_unfinished_jobs,
+    one_tenants_burst_does_not_starve_another,
+    a_job_that_keeps_killing_its_workers_ends_dead,
+);
+
+fn no_workers(backend: Backend) -> Options {
+    Options { backend, small_workers: 0, large_workers: 0, ..Options::default() }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_job_leaves_exactly_one_result() {
+async fn a_worker_killed_mid_job_leaves_exactly_one_result(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let surge = Surge::start_in(dir.path(), no_workers()).unwrap();
+    let surge = Surge::start_in(dir.path(), no_workers(backend)).unwrap();
     let key = surge.demo_key.clone().unwrap();
     // A slow worker: each job takes 4 s, longer than the 3 s visibility timeout, so the
     // heartbeat must keep it hidden while the worker lives.
@@ -40,19 +46,15 @@ async fn a_worker_killed_mid_job_leaves_exactly_one_result() {
     assert_eq!(done["attempts"], 2, "the killed attempt and the one that finished: {done}");
     let (status, _) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
     assert_eq!(status, 200);
-    let results: Vec<_> = std::fs::read_dir(dir.path().join("blobs/results/demo"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(results, vec![format!("{id}.json")], "exactly one result");
+    let results = surge.backends().await.blobs.list("results/demo/").await.unwrap();
+    assert_eq!(results, vec![format!("results/demo/{id}.json")], "exactly one result");
     sigkill(&mut healthy);
     surge.stop().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_resumes_unfinished_jobs() {
+async fn a_restart_resumes_unfinished_jobs(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let surge = Surge::start_in(dir.path(), no_workers()).unwrap();
+    let surge = Surge::start_in(dir.path(), no_workers(backend)).unwrap();
     let key = surge.demo_key.clone().unwrap();
     let invoice = std::fs::read(samples().join("peppol-bis3/base-example.xml")).unwrap();
     let mut ids = Vec::new();
@@ -66,7 +68,7 @@ async fn a_restart_resumes_unfinished_jobs() {
     let status = surge.stop().unwrap();
     assert!(status.success(), "graceful stop exits cleanly: {status}");
 
-    let surge = Surge::start_in(dir.path(), Options::default()).unwrap();
+    let surge = Surge::start_in(dir.path(), Options { backend, ..Options::default() }).unwrap();
     assert!(surge.demo_key.is_none(), "the demo tenant is created only once");
     for id in &ids {
         let done = surge.wait_finished(&key, id, Duration::from_secs(60)).await.unwrap();
@@ -75,10 +77,9 @@ async fn a_restart_resumes_unfinished_jobs() {
     surge.stop().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_tenants_burst_does_not_starve_another() {
+async fn one_tenants_burst_does_not_starve_another(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = no_workers();
+    let mut options = no_workers(backend);
     options.env.push(("SURGE_WORKER__CONCURRENCY".into(), "1".into()));
     let surge = Surge::start_in(dir.path(), options).unwrap();
     let burst = surge.add_tenant("burst").unwrap();
@@ -116,10 +117,9 @@ async fn one_tenants_burst_does_not_starve_another() {
     surge.stop().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_that_keeps_killing_its_workers_ends_dead() {
+async fn a_job_that_keeps_killing_its_workers_ends_dead(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = no_workers();
+    let mut options = no_workers(backend);
     options.env.push(("SURGE_WORKER__MAX_ATTEMPTS".into(), "1".into()));
     let surge = Surge::start_in(dir.path(), options).unwrap();
     let key = surge.demo_key.clone().unwrap();
@@ -140,12 +140,9 @@ async fn a_job_that_keeps_killing_its_workers_ends_dead() {
     assert_eq!(done["error"]["code"], "attempts_exhausted", "{done}");
     let (status, body) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
     assert_eq!((status, body["code"].as_str()), (422, Some("processing_failed")));
+    // The message waits in the dead-letter queue for an operator.
+    let depth = surge.backends().await.dead_letter.depth().await.unwrap();
+    assert_eq!(depth.visible, 1, "one message in the dead-letter queue");
     sigkill(&mut healthy);
     surge.stop().unwrap();
-
-    // The message waits in the dead-letter queue for an operator.
-    let queues = shared::embedded::EmbeddedQueues::open(&dir.path().join("queue.db")).unwrap();
-    let dead_letter = queues.queue(shared::backend::queue_names::DEAD_LETTER, None);
-    let depth = shared::ports::Queue::depth(&dead_letter).await.unwrap();
-    assert_eq!(depth.visible, 1, "one message in the dead-letter queue");
 }

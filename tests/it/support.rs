@@ -44,9 +44,49 @@ pub(crate) fn samples() -> PathBuf {
     dir
 }
 
+/// Which backend a test instance runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// SQLite and files in the instance's scratch directory.
+    Embedded,
+    /// SQS and S3 on the test server (moto) that `scripts/test` starts; a fresh bucket and
+    /// queue prefix per instance.
+    Aws,
+}
+
+/// The SQS/S3-compatible test server's URL, which `scripts/test` exports.
+pub(crate) fn aws_endpoint() -> String {
+    std::env::var("SURGE_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "SQS/S3 test server not running: run scripts/test, or `scripts/moto start /tmp/moto.url` and \
+             export SURGE_TEST_AWS_ENDPOINT=$(cat /tmp/moto.url) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+        )
+    })
+}
+
+/// Runs each named scenario `async fn name(backend: Backend)` once per backend, as
+/// `name::embedded` and `name::aws`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name(crate::support::Backend::Embedded).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn aws() {
+                super::$name(crate::support::Backend::Aws).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
 /// Settings for a test instance.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
+    pub(crate) backend: Backend,
     pub(crate) small_workers: usize,
     pub(crate) large_workers: usize,
     /// Extra `SURGE_*` environment for `surge` and its workers.
@@ -56,6 +96,7 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            backend: Backend::Embedded,
             small_workers: 2,
             large_workers: 1,
             env: vec![
@@ -81,10 +122,14 @@ pub(crate) struct Surge {
 impl Surge {
     /// Starts `surge up` on `data_dir` and waits until it listens.
     pub(crate) fn start_in(data_dir: &Path, options: Options) -> anyhow::Result<Surge> {
+        let config_file = data_dir.join("surge.toml");
+        if !config_file.exists() {
+            write_config(&config_file, data_dir, options.backend)?;
+        }
         let mut command = Command::new(binary("surge"));
         command
-            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .args(common_args(data_dir))
             .args(["--small-workers", &options.small_workers.to_string()])
             .args(["--large-workers", &options.large_workers.to_string()])
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -122,8 +167,8 @@ impl Surge {
     /// Creates a tenant through `surge tenant add` and returns its key.
     pub(crate) fn add_tenant(&self, name: &str) -> anyhow::Result<String> {
         let output = Command::new(binary("surge"))
-            .args(["tenant", "add", name, "--data-dir"])
-            .arg(&self.data_dir)
+            .args(["tenant", "add", name])
+            .args(common_args(&self.data_dir))
             .env("SURGE_LOG", "warn")
             .output()?;
         if !output.status.success() {
@@ -135,8 +180,8 @@ impl Surge {
     /// Starts one extra `surge-worker` process on this instance's data directory.
     pub(crate) fn start_worker(&self, lane: &str, extra: &[&str]) -> anyhow::Result<Child> {
         Ok(Command::new(binary("surge-worker"))
-            .args(["run", "--lane", lane, "--data-dir"])
-            .arg(&self.data_dir)
+            .args(["run", "--lane", lane])
+            .args(common_args(&self.data_dir))
             .args(extra)
             .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -220,6 +265,49 @@ impl Surge {
 impl Drop for Surge {
     fn drop(&mut self) {
         let _ = self.terminate();
+    }
+}
+
+/// Arguments every `surge` and `surge-worker` command of an instance gets.
+fn common_args(data_dir: &Path) -> Vec<String> {
+    let config = data_dir.join("surge.toml").display().to_string();
+    vec!["--config".into(), config, "--data-dir".into(), data_dir.display().to_string()]
+}
+
+/// Writes the instance's config file; for AWS a fresh bucket and queue prefix, bootstrapped.
+fn write_config(path: &Path, data_dir: &Path, backend: Backend) -> anyhow::Result<()> {
+    let text = match backend {
+        Backend::Embedded => format!("data_dir = {:?}\n", data_dir.display().to_string()),
+        Backend::Aws => {
+            let suffix = &uuid::Uuid::new_v4().simple().to_string()[..16];
+            format!(
+                "data_dir = {:?}\n[primary]\nbackend = \"aws\"\nregion = \"us-east-1\"\nendpoint_url = {:?}\n\
+                 bucket = \"surge-test-{suffix}\"\nqueue_prefix = \"t{suffix}-\"\n",
+                data_dir.display().to_string(),
+                aws_endpoint(),
+            )
+        }
+    };
+    std::fs::write(path, text)?;
+    if backend == Backend::Aws {
+        let output = Command::new(binary("surge"))
+            .args(["aws", "bootstrap"])
+            .args(common_args(data_dir))
+            .env("SURGE_LOG", "warn")
+            .output()?;
+        if !output.status.success() {
+            bail!("surge aws bootstrap failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    Ok(())
+}
+
+impl Surge {
+    /// The instance's backends, opened from its config file as the binaries open them.
+    pub(crate) async fn backends(&self) -> shared::backend::Backends {
+        let env: std::collections::BTreeMap<String, String> = self.options.env.iter().cloned().collect();
+        let config = shared::config::Config::load(Some(&self.data_dir.join("surge.toml")), &env).expect("config");
+        shared::backend::Backends::open(&config).await.expect("open backends")
     }
 }
 

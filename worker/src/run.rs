@@ -239,10 +239,18 @@ async fn attempt(
         .await;
     let job = match claimed {
         Ok(job) => job,
-        Err(StoreError::Transition(TransitionError::LeaseHeld { .. } | TransitionError::IllegalTransition { .. })) => {
-            // Finished meanwhile, or in the hands of a live worker whose own message will be
-            // acked when it is done (or come back if it dies).
+        Err(StoreError::Transition(TransitionError::IllegalTransition { .. })) => {
+            // Finished meanwhile.
             ack(queue, message).await;
+            return Outcome::Duplicate;
+        }
+        Err(StoreError::Transition(TransitionError::LeaseHeld { until })) => {
+            // Another worker holds the job. This delivery may be the very message that worker
+            // holds (redelivered after a missed heartbeat), so acking it could strand the job if
+            // that worker then dies. Hide it until the lease would have expired instead: by then
+            // the job is finished (and this copy is acked) or free to claim.
+            let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(1);
+            let _ = queue.extend_visibility(std::slice::from_ref(&message.receipt), wait).await;
             return Outcome::Duplicate;
         }
         Err(err) => return retry_later(context, queue, message, None, store_error(err)).await,

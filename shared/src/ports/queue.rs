@@ -17,10 +17,11 @@ use bytes::Bytes;
 /// - **Receive count.** Each delivery increments the message's receive count. When a queue has a
 ///   dead-letter queue and a message is about to be delivered for more than `max_receives`
 ///   times, it is moved to the dead-letter queue instead.
-/// - **Receipts.** Each delivery has its own [`Receipt`]. `extend_visibility` and `ack` take it;
-///   `extend_visibility` with a receipt from an earlier delivery fails with
-///   [`QueueError::ReceiptExpired`]. `ack` of an unknown or already-acked message is not an
-///   error (acks are idempotent).
+/// - **Receipts.** Each delivery has its own [`Receipt`]; `extend_visibility` and `ack` take it.
+///   A receipt from an earlier delivery may be refused with [`QueueError::ReceiptExpired`]
+///   (embedded) or may still act on the message (SQS honours old receipt handles), so receipts
+///   do not keep consumers from interfering with each other: the job store's lease does. `ack`
+///   of an unknown or already-acked message is not an error (acks are idempotent).
 /// - **Delay.** `send` with a delay makes the message visible only after it.
 /// - **Depth** is approximate: visible messages, messages in flight (received and not yet
 ///   visible again), and delayed messages.
