@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let backends = Backends::open(&config)?;
+                let backends = Backends::open(&config).await?;
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
                 let options = WorkerOptions {
