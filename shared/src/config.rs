@@ -225,8 +225,7 @@ impl Config {
         };
         for (name, value) in env {
             let Some(path) = name.strip_prefix("SURGE_") else { continue };
-            // Variables the CLI reads itself, not config keys.
-            if matches!(path, "CONFIG" | "SAMPLES" | "LOG" | "ADMIN_TOKEN") {
+            if is_reserved_env(path) {
                 continue;
             }
             let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
@@ -292,6 +291,12 @@ impl Config {
     pub fn process_env() -> BTreeMap<String, String> {
         std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")).collect()
     }
+}
+
+/// `SURGE_*` variables that are not config keys: read by the CLI (`SURGE_CONFIG`, `SURGE_LOG`)
+/// or by the test suite (`SURGE_SAMPLES`, `SURGE_BIN_DIR`, `SURGE_TEST_*`).
+fn is_reserved_env(name_after_prefix: &str) -> bool {
+    matches!(name_after_prefix, "CONFIG" | "LOG" | "SAMPLES" | "BIN_DIR") || name_after_prefix.starts_with("TEST_")
 }
 
 fn parse_env_value(raw: &str) -> toml::Value {
