@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::config::{Config, RegionConfig};
 use crate::domain::Lane;
 use crate::embedded::{EmbeddedQueues, FsBlobStore, Redrive, SqliteState};
-use crate::ports::{BlobStore, JobStore, Queue, TenantDirectory};
+use crate::ports::{BlobStore, JobStore, Queue, TenantDirectory, WorkerRegistry};
 
 /// Queue names, shared by every backend.
 pub mod queue_names {
@@ -31,6 +31,7 @@ pub mod queue_names {
 pub struct Backends {
     pub jobs: Arc<dyn JobStore>,
     pub tenants: Arc<dyn TenantDirectory>,
+    pub workers: Arc<dyn WorkerRegistry>,
     pub blobs: Arc<dyn BlobStore>,
     pub incoming: Arc<dyn Queue>,
     pub small_lane: Arc<dyn Queue>,
@@ -80,7 +81,8 @@ impl Backends {
         let state = Arc::new(state);
         Ok(Backends {
             jobs: state.clone(),
-            tenants: state,
+            tenants: state.clone(),
+            workers: state,
             blobs: Arc::new(blobs),
             incoming: Arc::new(queues.queue(queue_names::INCOMING, redrive.clone())),
             small_lane: Arc::new(queues.queue(queue_names::lane(Lane::Small), redrive.clone())),

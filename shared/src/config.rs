@@ -103,8 +103,10 @@ pub struct WorkerConfig {
     /// First retry delay; doubles with each attempt up to `retry_max_delay_secs`.
     pub retry_base_delay_ms: u64,
     pub retry_max_delay_secs: u64,
-    /// CPU time budget for one document; a document over it fails.
+    /// Time budget for one document; a document over it fails.
     pub job_timeout_secs: u64,
+    /// Memory limit of each extraction tool (PDF text, rasteriser, OCR) in MiB.
+    pub job_memory_mib: u64,
     /// How long a stopping worker waits for its in-flight jobs before handing them back.
     pub drain_timeout_secs: u64,
 }
@@ -118,6 +120,8 @@ pub struct DispatcherConfig {
     pub lane_lookahead_ms: u64,
     /// A `queued` job untouched for this long is sent again, in case its first send was lost.
     pub orphan_after_secs: u64,
+    /// A worker silent for this long is written off and its jobs are handed back at once.
+    pub worker_lost_after_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +175,7 @@ impl Default for WorkerConfig {
             retry_base_delay_ms: 1000,
             retry_max_delay_secs: 300,
             job_timeout_secs: 120,
+            job_memory_mib: 1536,
             drain_timeout_secs: 30,
         }
     }
@@ -178,7 +183,12 @@ impl Default for WorkerConfig {
 
 impl Default for DispatcherConfig {
     fn default() -> DispatcherConfig {
-        DispatcherConfig { buffer_limit: 100_000, lane_lookahead_ms: 250, orphan_after_secs: 900 }
+        DispatcherConfig {
+            buffer_limit: 100_000,
+            lane_lookahead_ms: 250,
+            orphan_after_secs: 900,
+            worker_lost_after_secs: 5,
+        }
     }
 }
 
@@ -253,6 +263,7 @@ impl Config {
         positive("worker.visibility_timeout_secs", self.worker.visibility_timeout_secs)?;
         positive("worker.max_attempts", u64::from(self.worker.max_attempts))?;
         positive("worker.job_timeout_secs", self.worker.job_timeout_secs)?;
+        positive("worker.job_memory_mib", self.worker.job_memory_mib)?;
         positive("dispatcher.buffer_limit", self.dispatcher.buffer_limit as u64)?;
         if self.worker.visibility_timeout_secs > 12 * 3600 {
             return Err(ConfigError::Invalid {

@@ -317,3 +317,53 @@ pub async fn tenant_directory_contract(directory: Arc<dyn TenantDirectory>) {
     assert!(directory.add_key(&ghost, &ApiKey::generate().hash()).await.is_err(), "keys need a tenant");
     assert_eq!(directory.list_tenants().await.expect("list"), vec![acme]);
 }
+
+fn beat(worker_id: Uuid, in_flight: usize) -> crate::ports::WorkerBeat {
+    crate::ports::WorkerBeat {
+        worker_id,
+        lanes: vec![crate::domain::Lane::Small],
+        pid: 4242,
+        host: "test".into(),
+        started_at: Utc::now(),
+        last_seen: Utc::now(),
+        in_flight: (0..in_flight)
+            .map(|i| crate::ports::InFlightJob {
+                job_id: JobId::new(),
+                lane: crate::domain::Lane::Small,
+                receipt: format!("receipt-{i}"),
+                lease_token: Uuid::new_v4(),
+            })
+            .collect(),
+        draining: false,
+        completed: vec![crate::ports::CompletedJob {
+            lane: crate::domain::Lane::Small,
+            seconds: 0.5,
+            size: 10,
+            pages: 1,
+        }],
+    }
+}
+
+/// Runs every worker registry clause on an empty registry.
+pub async fn worker_registry_contract(registry: Arc<dyn crate::ports::WorkerRegistry>) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let orders = registry.beat(&beat(a, 0)).await.expect("beat");
+    assert!(!orders.drain, "a new worker is not asked to drain");
+    let latest = beat(a, 2);
+    registry.beat(&latest).await.expect("beat");
+    registry.beat(&beat(b, 0)).await.expect("beat");
+    let mut listed = registry.list().await.expect("list");
+    listed.sort_by_key(|beat| beat.worker_id != a);
+    assert_eq!(listed.len(), 2, "one entry per worker");
+    assert_eq!(listed[0], latest, "the latest beat replaces the previous one, intact");
+
+    registry.request_drain(b).await.expect("drain");
+    assert!(registry.beat(&beat(b, 0)).await.expect("beat").drain, "a drain request reaches the worker");
+    assert!(!registry.beat(&beat(a, 0)).await.expect("beat").drain, "and only that worker");
+
+    registry.remove(b).await.expect("remove");
+    registry.remove(b).await.expect("remove is idempotent");
+    let listed = registry.list().await.expect("list");
+    assert_eq!(listed.iter().map(|beat| beat.worker_id).collect::<Vec<_>>(), vec![a], "removed workers are gone");
+    assert!(!registry.beat(&beat(b, 0)).await.expect("beat").drain, "a removed worker's drain request is gone too");
+}

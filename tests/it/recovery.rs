@@ -9,6 +9,7 @@ on_both_backends!(
     a_restart_resumes_unfinished_jobs,
     one_tenants_burst_does_not_starve_another,
     a_job_that_keeps_killing_its_workers_ends_dead,
+    a_long_job_outlives_its_visibility_timeout,
 );
 
 fn no_workers(backend: Backend) -> Options {
@@ -17,25 +18,28 @@ fn no_workers(backend: Backend) -> Options {
 
 async fn a_worker_killed_mid_job_leaves_exactly_one_result(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let surge = Surge::start_in(dir.path(), no_workers(backend)).unwrap();
+    let mut options = no_workers(backend);
+    // A visibility timeout far longer than the test may take: the job can only come back in
+    // time because the dispatcher notices the silent worker and hands the job back.
+    options.env.push(("SURGE_WORKER__VISIBILITY_TIMEOUT_SECS".into(), "600".into()));
+    let surge = Surge::start_in(dir.path(), options).unwrap();
     let key = surge.demo_key.clone().unwrap();
-    // A slow worker: each job takes 4 s, longer than the 3 s visibility timeout, so the
-    // heartbeat must keep it hidden while the worker lives.
-    let mut slow = surge.start_worker("small", &["--debug-delay-ms", "4000"]).unwrap();
+    let mut slow = surge.start_worker("small", &["--debug-delay-ms", "60000"]).unwrap();
 
     let invoice = std::fs::read(samples().join("xrechnung/01.01a-INVOICE_ubl.xml")).unwrap();
     let (status, body) = surge.upload(&key, "application/xml", invoice).await.unwrap();
     assert_eq!(status, 202);
     let id = body["id"].as_str().unwrap().to_owned();
 
-    // Wait until the slow worker holds the job, then kill it without warning.
+    // Wait until the slow worker holds the job and has reported it, then kill it without warning.
+    let workers = surge.backends().await.workers;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (_, job) = surge.get(&key, &format!("/v1/documents/{id}")).await.unwrap();
-        if job["status"] == "processing" {
+        let beats = workers.list().await.unwrap();
+        if beats.iter().any(|beat| beat.in_flight.iter().any(|job| job.job_id.to_string() == id)) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "job never started: {job}");
+        assert!(std::time::Instant::now() < deadline, "the worker never reported the job");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sigkill(&mut slow);
@@ -144,5 +148,29 @@ async fn a_job_that_keeps_killing_its_workers_ends_dead(backend: Backend) {
     let depth = surge.backends().await.dead_letter.depth().await.unwrap();
     assert_eq!(depth.visible, 1, "one message in the dead-letter queue");
     sigkill(&mut healthy);
+    surge.stop().unwrap();
+}
+
+async fn a_long_job_outlives_its_visibility_timeout(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let surge = Surge::start_in(dir.path(), no_workers(backend)).unwrap();
+    let key = surge.demo_key.clone().unwrap();
+    // Each job takes 5 s, longer than the 3 s visibility timeout: the heartbeat must keep the
+    // message hidden and the lease alive, so no second worker starts on it.
+    let mut slow = surge.start_worker("small", &["--debug-delay-ms", "5000"]).unwrap();
+    let mut other = surge.start_worker("small", &[]).unwrap();
+    let invoice = std::fs::read(samples().join("peppol-bis3/base-example.xml")).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (_, body) = surge.upload(&key, "application/xml", invoice.clone()).await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let done = surge.wait_finished(&key, id, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["attempts"], 1, "no job was taken over while its worker was alive: {done}");
+    }
+    sigkill(&mut slow);
+    sigkill(&mut other);
     surge.stop().unwrap();
 }

@@ -178,14 +178,15 @@ impl Surge {
     }
 
     /// Starts one extra `surge-worker` process on this instance's data directory.
-    pub(crate) fn start_worker(&self, lane: &str, extra: &[&str]) -> anyhow::Result<Child> {
-        Ok(Command::new(binary("surge-worker"))
+    pub(crate) fn start_worker(&self, lane: &str, extra: &[&str]) -> anyhow::Result<Worker> {
+        let child = Command::new(binary("surge-worker"))
             .args(["run", "--lane", lane])
             .args(common_args(&self.data_dir))
             .args(extra)
             .envs(self.options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
-            .spawn()?)
+            .spawn()?;
+        Ok(Worker(child))
     }
 
     pub(crate) async fn upload(&self, key: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<(u16, Value)> {
@@ -311,8 +312,20 @@ impl Surge {
     }
 }
 
-/// Kills a process group member without waiting for it to clean up.
-pub(crate) fn sigkill(child: &mut Child) {
-    let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-    let _ = child.wait();
+/// A `surge-worker` process a test started; killed when dropped, so a failing test leaves no
+/// process behind.
+pub(crate) struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        sigkill(self);
+    }
+}
+
+/// Kills a worker without letting it clean up, as a crash or a lost machine would.
+pub(crate) fn sigkill(worker: &mut Worker) {
+    if let Ok(None) = worker.0.try_wait() {
+        let _ = kill(Pid::from_raw(worker.0.id() as i32), Signal::SIGKILL);
+    }
+    let _ = worker.0.wait();
 }

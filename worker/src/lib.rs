@@ -3,5 +3,13 @@
 
 pub mod booking;
 pub mod einvoice;
+pub mod eval;
 pub mod extract;
+mod ocr;
+mod pdf;
 pub mod run;
+mod sandbox;
+mod scan;
+#[cfg(test)]
+mod test_samples;
+mod text;

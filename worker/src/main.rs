@@ -1,4 +1,5 @@
-//! `surge-worker`: runs a worker process, or extracts one local file for inspection.
+//! `surge-worker`: runs a worker process, extracts one local file for inspection, or measures
+//! extraction accuracy over a folder of documents with ground truth.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use shared::domain::{DocumentType, Lane};
 use shared::telemetry::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use worker::booking::Chart;
+use worker::extract::{ExtractOptions, Limits};
 use worker::run::WorkerOptions;
 
 #[derive(Parser)]
@@ -46,7 +48,46 @@ enum Command {
         /// Media type; guessed from the file extension when absent.
         #[arg(long)]
         content_type: Option<String>,
+        #[command(flatten)]
+        reading: ReadingArgs,
     },
+    /// Extract every document under DIR that has a ground truth beside it (`X.cii.xml` or
+    /// invoice2data's `X.json`) and print per-field and overall accuracy.
+    Eval {
+        dir: PathBuf,
+        /// Print the full report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reading: ReadingArgs,
+    },
+}
+
+/// How documents are read by `extract` and `eval`.
+#[derive(clap::Args)]
+struct ReadingArgs {
+    /// Read a PDF's visible text even when it embeds an e-invoice (Factur-X, ZUGFeRD).
+    #[arg(long)]
+    ignore_embedded: bool,
+    /// Wall-clock budget per document, in seconds.
+    #[arg(long, default_value_t = 110)]
+    time_budget_secs: u64,
+    /// Memory budget of each external tool (pdftotext, tesseract, ...), in MiB.
+    #[arg(long, default_value_t = 1536)]
+    memory_mib: u64,
+}
+
+impl ReadingArgs {
+    fn options(&self) -> ExtractOptions {
+        ExtractOptions {
+            ignore_embedded: self.ignore_embedded,
+            limits: Limits {
+                time: Duration::from_secs(self.time_budget_secs),
+                memory_bytes: self.memory_mib * 1024 * 1024,
+                ..Limits::default()
+            },
+        }
+    }
 }
 
 fn guess_type(path: &std::path::Path) -> Option<DocumentType> {
@@ -68,7 +109,7 @@ fn main() -> anyhow::Result<()> {
     let filter = env.get("SURGE_LOG").cloned().unwrap_or_else(|| "info".to_owned());
     telemetry::init_tracing(cli.log_format, &filter);
     match cli.command {
-        Command::Extract { file, content_type } => {
+        Command::Extract { file, content_type, reading } => {
             let document_type = match content_type {
                 Some(media_type) => DocumentType::from_media_type(&media_type)
                     .with_context(|| format!("unsupported content type {media_type}"))?,
@@ -76,11 +117,20 @@ fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("cannot tell the type of {}; pass --content-type", file.display()))?,
             };
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let proposal = worker::extract::extract(&bytes, document_type, &Chart::default())
+            let proposal = worker::extract::extract_with(&bytes, document_type, &Chart::default(), &reading.options())
                 .with_context(|| format!("cannot extract {}", file.display()))?;
             #[allow(clippy::print_stdout)]
             {
                 println!("{}", serde_json::to_string_pretty(&proposal)?);
+            }
+            Ok(())
+        }
+        Command::Eval { dir, json, reading } => {
+            let report = worker::eval::evaluate(&dir, &reading.options())?;
+            let output = if json { serde_json::to_string_pretty(&report)? } else { report.table() };
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{output}");
             }
             Ok(())
         }

@@ -5,16 +5,17 @@
 //! acked without work. A job's result is stored under a key derived from its id, so a job that
 //! runs twice still has one result, and only the holder of the current lease can mark it done.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
 use shared::backend::Backends;
 use shared::config::WorkerConfig;
-use shared::domain::{DocumentType, Job, JobError, JobMessage, Lane, Lease, TransitionError};
-use shared::ports::{Queue, ReceivedMessage, StoreError};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use shared::domain::{DocumentType, Job, JobError, JobId, JobMessage, Lane, Lease, TransitionError};
+use shared::ports::{CompletedJob, InFlightJob, Queue, ReceivedMessage, StoreError, WorkerBeat};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -48,6 +49,27 @@ struct Context {
     options: WorkerOptions,
     /// Bounds CPU-heavy extraction to `cpu_threads` at once.
     cpu: Arc<Semaphore>,
+    /// What the heartbeat reports: the jobs held now and the cost of those finished since the
+    /// last beat. A std mutex: held only to insert, remove or swap, never across an await.
+    report: Mutex<Report>,
+    /// Asks for a heartbeat soon, so the registry learns of a claimed job without waiting for
+    /// the next tick: a worker that dies right after a claim then still has its job handed back.
+    beat_soon: Notify,
+}
+
+#[derive(Default)]
+struct Report {
+    in_flight: HashMap<JobId, InFlightJob>,
+    completed: Vec<CompletedJob>,
+}
+
+/// How many finished jobs one beat reports at most; the scaler needs a sample, not a log.
+const MAX_COMPLETED_PER_BEAT: usize = 256;
+
+impl Context {
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Runs the worker until `shutdown` is cancelled, then drains: stops receiving, lets in-flight
@@ -62,7 +84,19 @@ pub async fn run(
         return Err(WorkerError::NoLanes);
     }
     let slots = Arc::new(Semaphore::new(config.concurrency));
-    let context = Arc::new(Context { cpu: Arc::new(Semaphore::new(config.cpu_threads)), backends, config, options });
+    let context = Arc::new(Context {
+        cpu: Arc::new(Semaphore::new(config.cpu_threads)),
+        backends,
+        config,
+        options,
+        report: Mutex::default(),
+        beat_soon: Notify::new(),
+    });
+    let worker_id = Uuid::new_v4();
+    let started_at = Utc::now();
+    let draining = CancellationToken::new();
+    let beats =
+        tokio::spawn(heartbeats(Arc::clone(&context), worker_id, started_at, shutdown.clone(), draining.clone()));
     let tracker = TaskTracker::new();
     // Cancelled when the drain timeout passes: in-flight jobs then hand their message back.
     let hand_back = CancellationToken::new();
@@ -96,6 +130,7 @@ pub async fn run(
         }
     }
 
+    draining.cancel();
     tracker.close();
     let in_flight = tracker.len();
     info!(in_flight, "worker draining");
@@ -105,8 +140,62 @@ pub async fn run(
         hand_back.cancel();
         tracker.wait().await;
     }
+    beats.abort();
+    if let Err(err) = context.backends.workers.remove(worker_id).await {
+        warn!(error = %err, "could not deregister; the dispatcher will notice the silence");
+    }
     info!("worker stopped");
     Ok(())
+}
+
+/// How often a worker reports; the dispatcher writes a worker off after a few missed beats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Least time between two beats, however many jobs are claimed: bounds the registry's load.
+const MIN_BEAT_SPACING: Duration = Duration::from_millis(200);
+
+/// Reports to the worker registry every [`HEARTBEAT_INTERVAL`] until aborted, and starts the
+/// drain (cancels `shutdown`) when the registry asks for it.
+async fn heartbeats(
+    context: Arc<Context>,
+    worker_id: Uuid,
+    started_at: chrono::DateTime<Utc>,
+    shutdown: CancellationToken,
+    draining: CancellationToken,
+) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let mut last_beat = tokio::time::Instant::now() - HEARTBEAT_INTERVAL;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(last_beat + HEARTBEAT_INTERVAL) => {}
+            () = context.beat_soon.notified() => {
+                tokio::time::sleep_until(last_beat + MIN_BEAT_SPACING).await;
+            }
+        }
+        last_beat = tokio::time::Instant::now();
+        let (in_flight, completed) = {
+            let mut report = context.report();
+            (report.in_flight.values().cloned().collect(), std::mem::take(&mut report.completed))
+        };
+        let beat = WorkerBeat {
+            worker_id,
+            lanes: context.options.lanes.clone(),
+            pid: std::process::id(),
+            host: host.clone(),
+            started_at,
+            last_seen: Utc::now(),
+            in_flight,
+            draining: draining.is_cancelled(),
+            completed,
+        };
+        match context.backends.workers.beat(&beat).await {
+            Ok(orders) if orders.drain && !shutdown.is_cancelled() => {
+                info!("drain requested by the dispatcher");
+                shutdown.cancel();
+            }
+            Ok(_) => {}
+            Err(err) => warn!(error = %err, "heartbeat failed"),
+        }
+    }
 }
 
 /// Receives up to `max` messages, trying lanes in priority order.
@@ -161,7 +250,7 @@ async fn handle(context: &Context, lane: Lane, message: ReceivedMessage, hand_ba
     );
     async {
         let started = Instant::now();
-        let outcome = attempt(context, queue.as_ref(), &message, &job_message, hand_back).await;
+        let outcome = attempt(context, lane, queue.as_ref(), &message, &job_message, hand_back).await;
         let label = match &outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed(_) => "failed",
@@ -186,6 +275,7 @@ async fn handle(context: &Context, lane: Lane, message: ReceivedMessage, hand_ba
 
 async fn attempt(
     context: &Context,
+    lane: Lane,
     queue: &dyn Queue,
     message: &ReceivedMessage,
     job_message: &JobMessage,
@@ -256,11 +346,37 @@ async fn attempt(
         Err(err) => return retry_later(context, queue, message, None, store_error(err)).await,
     };
 
+    context
+        .report()
+        .in_flight
+        .insert(job.id, InFlightJob { job_id: job.id, lane, receipt: message.receipt.0.clone(), lease_token: token });
+    context.beat_soon.notify_one();
+    let started = Instant::now();
+    let outcome = run_claimed(context, queue, message, &job, token, hand_back).await;
+    let mut report = context.report();
+    report.in_flight.remove(&job.id);
+    if matches!(outcome, Outcome::Succeeded | Outcome::Failed(_)) && report.completed.len() < MAX_COMPLETED_PER_BEAT {
+        let seconds = started.elapsed().as_secs_f64();
+        report.completed.push(CompletedJob { lane, seconds, size: job.size, pages: job.page_estimate });
+    }
+    outcome
+}
+
+/// Works on a job this worker has claimed, until it is finished, handed back or fenced.
+async fn run_claimed(
+    context: &Context,
+    queue: &dyn Queue,
+    message: &ReceivedMessage,
+    job: &Job,
+    token: Uuid,
+    hand_back: CancellationToken,
+) -> Outcome {
+    let jobs = &context.backends.jobs;
     // Heartbeat: keep the message hidden and the lease alive while the work runs. If the lease
     // is lost, the job belongs to someone else now: stop and commit nothing.
     let fenced = CancellationToken::new();
-    let heartbeat = heartbeat(context, queue, message, &job, token, fenced.clone());
-    let work = work(context, &job);
+    let heartbeat = heartbeat(context, queue, message, job, token, fenced.clone());
+    let work = work(context, job);
     let result = tokio::select! {
         result = work => Some(result),
         () = heartbeat => None,
@@ -286,7 +402,7 @@ async fn attempt(
                     Outcome::Succeeded
                 }
                 Err(StoreError::Transition(_)) => Outcome::Abandoned,
-                Err(err) => retry_later(context, queue, message, Some((&job, token)), store_error(err)).await,
+                Err(err) => retry_later(context, queue, message, Some((job, token)), store_error(err)).await,
             }
         }
         Err(WorkError::Document(error)) => {
@@ -299,10 +415,10 @@ async fn attempt(
                     Outcome::Failed(error)
                 }
                 Err(StoreError::Transition(_)) => Outcome::Abandoned,
-                Err(err) => retry_later(context, queue, message, Some((&job, token)), store_error(err)).await,
+                Err(err) => retry_later(context, queue, message, Some((job, token)), store_error(err)).await,
             }
         }
-        Err(WorkError::Transient(error)) => retry_later(context, queue, message, Some((&job, token)), error).await,
+        Err(WorkError::Transient(error)) => retry_later(context, queue, message, Some((job, token)), error).await,
     }
 }
 
@@ -365,10 +481,22 @@ async fn extract_on_pool(
         WorkError::Transient(JobError { code: "worker_stopping".into(), message: "CPU pool closed".into() })
     })?;
     let chart = context.options.chart.clone();
-    let task = tokio::task::spawn_blocking(move || extract::extract(&bytes, document_type, &chart));
     let budget = Duration::from_secs(context.config.job_timeout_secs);
+    // The extractor kills its tools a little before the budget, so a slow document fails with
+    // its own clear reason and leaves nothing running behind.
+    let margin = (budget / 10).min(Duration::from_secs(5));
+    let options = extract::ExtractOptions {
+        ignore_embedded: false,
+        limits: extract::Limits {
+            time: budget - margin,
+            memory_bytes: context.config.job_memory_mib.saturating_mul(1024 * 1024),
+            ..extract::Limits::default()
+        },
+    };
+    let task = tokio::task::spawn_blocking(move || extract::extract_with(&bytes, document_type, &chart, &options));
     match tokio::time::timeout(budget, task).await {
         Ok(Ok(Ok(proposal))) => Ok(proposal),
+        Ok(Ok(Err(error))) if error.is_transient() => Err(WorkError::Transient(extract_error(&error))),
         Ok(Ok(Err(error))) => Err(WorkError::Document(extract_error(&error))),
         Ok(Err(join_error)) => {
             warn!(error = %join_error, "extraction panicked");
@@ -484,7 +612,8 @@ mod tests {
     async fn run_until_settled(backends: &Backends, id: shared::domain::JobId) -> Job {
         let shutdown = CancellationToken::new();
         let options = WorkerOptions { lanes: vec![Lane::Small], chart: Chart::default(), debug_delay: Duration::ZERO };
-        let config = WorkerConfig { drain_timeout_secs: 1, ..WorkerConfig::default() };
+        // A short lease, so a duplicate delivery deferred behind a live lease comes back soon.
+        let config = WorkerConfig { drain_timeout_secs: 1, visibility_timeout_secs: 2, ..WorkerConfig::default() };
         let worker = tokio::spawn(run(backends.clone(), config, options, shutdown.clone()));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -15,6 +15,7 @@ mod provision;
 mod s3_blobs;
 mod s3_jobs;
 mod s3_tenants;
+mod s3_workers;
 mod service_error;
 mod sqs;
 #[cfg(test)]
@@ -34,7 +35,7 @@ pub use provision::bootstrap;
 use service_error::CallError;
 
 /// First key segments owned by the adapters other than the blob store; blob keys may not use them.
-const RESERVED_PREFIXES: [&str; 4] = ["jobs/", "tenants/", "api-keys/", sqs::PAYLOAD_PREFIX];
+const RESERVED_PREFIXES: [&str; 5] = ["jobs/", "tenants/", "api-keys/", "workers/", sqs::PAYLOAD_PREFIX];
 
 /// Why the AWS backend could not be opened or bootstrapped.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +95,7 @@ async fn open_with(clients: &Clients, settings: &AwsSettings, max_attempts: u32)
     Ok(Backends {
         jobs: Arc::new(s3_jobs::S3JobStore::new(bucket.clone())),
         tenants: Arc::new(s3_tenants::S3TenantDirectory::new(bucket.clone())),
+        workers: Arc::new(s3_workers::S3WorkerRegistry::new(bucket.clone())),
         blobs: Arc::new(s3_blobs::S3BlobStore::new(bucket.clone())),
         incoming: queue(queue_names::INCOMING, max_receives).await?,
         small_lane: queue(queue_names::lane(Lane::Small), max_receives).await?,

@@ -94,6 +94,11 @@ async fn tenant_directory_passes_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_registry_passes_the_contract() {
+    contract::worker_registry_contract(open_fresh(&settings(), 3).await.workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_and_binary_bodies_travel_by_claim_check() {
     let settings = settings();
     let backends = open_fresh(&settings, 3).await;

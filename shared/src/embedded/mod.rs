@@ -70,6 +70,12 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn worker_registry_passes_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        contract::worker_registry_contract(Arc::new(SqliteState::open(&dir.path().join("state.db")).unwrap())).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tenant_directory_passes_the_contract() {
         let dir = tempfile::tempdir().unwrap();
         contract::tenant_directory_contract(Arc::new(SqliteState::open(&dir.path().join("state.db")).unwrap())).await;

@@ -1,4 +1,4 @@
-//! Job records and tenants in one SQLite file (`state.db`).
+//! Job records, tenants and worker heartbeats in one SQLite file (`state.db`).
 //!
 //! A job is stored whole, as JSON, next to the few columns that are indexed (tenant, status,
 //! idempotency key). An update reads, applies the domain transition and writes inside one
@@ -12,7 +12,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::sqlite::{Database, DbError};
 use crate::domain::{Job, JobId, JobStatus, TenantId};
-use crate::ports::{CreateOutcome, JobPage, JobStore, StoreError, TenantDirectory, TenantError, Transition};
+use crate::ports::{
+    CreateOutcome, JobPage, JobStore, RegistryError, StoreError, TenantDirectory, TenantError, Transition, WorkerBeat,
+    WorkerOrders, WorkerRegistry,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -31,6 +34,11 @@ CREATE TABLE IF NOT EXISTS tenants (
     id         TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS workers (
+    id    TEXT PRIMARY KEY,
+    beat  TEXT NOT NULL,
+    drain INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_keys (
     key_hash   TEXT PRIMARY KEY,
     tenant     TEXT NOT NULL REFERENCES tenants (id),
@@ -298,6 +306,73 @@ impl TenantDirectory for SqliteState {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(tenant_err)?;
                 Ok(ids.into_iter().filter_map(|id| id.parse().ok()).collect())
+            })
+            .await
+    }
+}
+
+impl From<DbError> for RegistryError {
+    fn from(err: DbError) -> RegistryError {
+        RegistryError::Unavailable(err.to_string())
+    }
+}
+
+fn registry_err(err: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Unavailable(err.to_string())
+}
+
+#[async_trait]
+impl WorkerRegistry for SqliteState {
+    async fn beat(&self, beat: &WorkerBeat) -> Result<WorkerOrders, RegistryError> {
+        let id = beat.worker_id.to_string();
+        let record = serde_json::to_string(beat).map_err(registry_err)?;
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO workers (id, beat) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET beat = excluded.beat",
+                )
+                .and_then(|mut s| s.execute(params![id, record]))
+                .map_err(registry_err)?;
+                let drain: bool = conn
+                    .prepare_cached("SELECT drain FROM workers WHERE id = ?1")
+                    .and_then(|mut s| s.query_row(params![id], |row| row.get(0)))
+                    .map_err(registry_err)?;
+                Ok(WorkerOrders { drain })
+            })
+            .await
+    }
+
+    async fn list(&self) -> Result<Vec<WorkerBeat>, RegistryError> {
+        self.db
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT beat FROM workers ORDER BY id").map_err(registry_err)?;
+                let beats = statement
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .map_err(registry_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(registry_err)?;
+                beats.iter().map(|b| serde_json::from_str(b).map_err(registry_err)).collect()
+            })
+            .await
+    }
+
+    async fn request_drain(&self, worker_id: uuid::Uuid) -> Result<(), RegistryError> {
+        let id = worker_id.to_string();
+        self.db
+            .write(move |conn| {
+                conn.execute("UPDATE workers SET drain = 1 WHERE id = ?1", params![id]).map_err(registry_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn remove(&self, worker_id: uuid::Uuid) -> Result<(), RegistryError> {
+        let id = worker_id.to_string();
+        self.db
+            .write(move |conn| {
+                conn.execute("DELETE FROM workers WHERE id = ?1", params![id]).map_err(registry_err)?;
+                Ok(())
             })
             .await
     }

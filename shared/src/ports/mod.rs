@@ -9,8 +9,10 @@ mod blob;
 mod jobs;
 mod queue;
 mod tenants;
+mod workers;
 
 pub use blob::{BlobError, BlobMeta, BlobStore, validate_blob_key};
 pub use jobs::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
 pub use queue::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};
 pub use tenants::{ApiKey, TenantDirectory, TenantError};
+pub use workers::{CompletedJob, InFlightJob, RegistryError, WorkerBeat, WorkerOrders, WorkerRegistry};

@@ -6,9 +6,9 @@
 //! Everything the document states is taken as stated, including signs; what does not add up
 //! becomes a warning on the proposal, never a silent correction.
 
-mod checks;
+pub(crate) mod checks;
 mod cii;
-mod fields;
+pub(crate) mod fields;
 mod iban;
 mod ubl;
 mod xml;
