@@ -7,8 +7,11 @@
 pub mod api;
 pub mod bench;
 pub mod intake;
+pub mod lifecycle;
 pub mod pool;
+pub mod scaling;
 pub mod schedule;
+pub mod simulate;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +36,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tasks = TaskTracker::new();
     let dispatcher_stop = shutdown.child_token();
+    tasks.spawn(lifecycle::watch(
+        backends.clone(),
+        Duration::from_secs(config.dispatcher.worker_lost_after_secs),
+        dispatcher_stop.clone(),
+    ));
     tasks.spawn(schedule::run(
         backends.clone(),
         config.lanes.clone(),
