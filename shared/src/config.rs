@@ -59,6 +59,22 @@ pub struct AwsSettings {
     pub force_path_style: Option<bool>,
 }
 
+/// An ECS service per lane, resized by the dispatcher's scaler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsSettings {
+    /// AWS region name of the cluster.
+    pub region: String,
+    /// Endpoint of an ECS-compatible server; `None` for AWS.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    pub cluster: String,
+    /// Service running `surge-worker run --lane small`.
+    pub small_service: String,
+    /// Service running `surge-worker run --lane large`.
+    pub large_service: String,
+}
+
 fn default_queue_prefix() -> String {
     "surge-".to_owned()
 }

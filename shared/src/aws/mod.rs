@@ -10,6 +10,7 @@
 //! naming `surge aws bootstrap`, when something is missing. Both use one shared `SdkConfig` with
 //! the standard credential chain (environment, profile, SSO, container or instance role).
 
+mod ecs;
 mod objects;
 mod provision;
 mod s3_blobs;
@@ -31,6 +32,7 @@ use crate::config::AwsSettings;
 use crate::domain::Lane;
 use crate::ports::Queue;
 use objects::Bucket;
+pub use ecs::EcsScaleTarget;
 pub use provision::bootstrap;
 use service_error::CallError;
 

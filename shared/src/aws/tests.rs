@@ -252,3 +252,57 @@ async fn open_without_bootstrap_names_the_command() {
     let err = open_with(&clients, &settings, 3).await.err().expect("open fails").to_string();
     assert!(err.contains("queue") && err.contains("surge aws bootstrap"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_scale_target_resizes_a_service() {
+    use crate::domain::Lane;
+    use crate::ports::ScaleTarget;
+
+    let aws = settings();
+    let run = Uuid::new_v4().simple().to_string();
+    let ecs_settings = crate::config::EcsSettings {
+        region: aws.region.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
+        cluster: format!("surge-{}", &run[..12]),
+        small_service: "surge-worker-small".to_owned(),
+        large_service: "surge-worker-large".to_owned(),
+    };
+    // Set the cluster up the way infra/ would: a task definition and a service per lane.
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(aws.region.clone()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"));
+    if let Some(url) = &aws.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let ecs = aws_sdk_ecs::Client::new(&loader.load().await);
+    ecs.create_cluster().cluster_name(&ecs_settings.cluster).send().await.expect("cluster");
+    let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+        .name("surge-worker")
+        .image("surge:latest")
+        .memory(512)
+        .command("surge-worker")
+        .build();
+    ecs.register_task_definition().family("surge-worker").container_definitions(container).send().await.expect("task");
+    for service in [&ecs_settings.small_service, &ecs_settings.large_service] {
+        ecs.create_service()
+            .cluster(&ecs_settings.cluster)
+            .service_name(service)
+            .task_definition("surge-worker")
+            .desired_count(1)
+            .send()
+            .await
+            .expect("service");
+    }
+
+    let target = crate::aws::EcsScaleTarget::connect(&ecs_settings).await;
+    assert_eq!(target.observe(Lane::Small).await.expect("observe").desired, 1);
+    target.set_desired(Lane::Small, 4, &[]).await.expect("scale up");
+    assert_eq!(target.observe(Lane::Small).await.expect("observe").desired, 4, "UpdateService took effect");
+    assert_eq!(target.observe(Lane::Large).await.expect("observe").desired, 1, "the other lane is untouched");
+    target.set_desired(Lane::Small, 0, &[]).await.expect("scale to zero");
+    assert_eq!(target.observe(Lane::Small).await.expect("observe").desired, 0);
+
+    let missing = crate::config::EcsSettings { small_service: "nope".to_owned(), ..ecs_settings };
+    let err = crate::aws::EcsScaleTarget::connect(&missing).await.observe(Lane::Small).await.unwrap_err();
+    assert!(err.to_string().contains("nope"), "a missing service is named: {err}");
+}

@@ -8,11 +8,13 @@
 mod blob;
 mod jobs;
 mod queue;
+mod scale;
 mod tenants;
 mod workers;
 
 pub use blob::{BlobError, BlobMeta, BlobStore, validate_blob_key};
 pub use jobs::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
 pub use queue::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};
+pub use scale::{PoolSize, ScaleError, ScaleTarget};
 pub use tenants::{ApiKey, TenantDirectory, TenantError};
 pub use workers::{CompletedJob, InFlightJob, RegistryError, WorkerBeat, WorkerOrders, WorkerRegistry};
