@@ -72,8 +72,13 @@ pub async fn pipeline(
     let tenant: TenantId = "bench".parse().map_err(failed)?;
 
     let stop = CancellationToken::new();
-    let dispatcher =
-        tokio::spawn(schedule::run(backends.clone(), config.lanes.clone(), config.dispatcher.clone(), stop.clone()));
+    let dispatcher = tokio::spawn(schedule::run(
+        backends.clone(),
+        config.lanes.clone(),
+        config.dispatcher.clone(),
+        schedule::LoadBoard::default(),
+        stop.clone(),
+    ));
     let spec = pool::PoolSpec {
         binary: worker_binary,
         args: vec!["--data-dir".to_owned(), data_dir.display().to_string()],
@@ -84,7 +89,12 @@ pub async fn pipeline(
         sizes: vec![(Lane::Small, workers)],
         drain_timeout: Duration::from_secs(5),
     };
-    let pool = tokio::spawn(pool::run(spec, stop.clone()));
+    let pool = std::sync::Arc::new(pool::LocalPool::start(spec));
+    let supervisor = {
+        let pool = std::sync::Arc::clone(&pool);
+        let stop = stop.clone();
+        tokio::spawn(async move { pool.supervise(stop).await })
+    };
     // Let the workers start before the clock runs.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -133,7 +143,7 @@ pub async fn pipeline(
     }
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();
-    let _ = pool.await;
+    let _ = supervisor.await;
     let _ = dispatcher.await;
 
     let mut latencies = Vec::with_capacity(jobs);

@@ -5,6 +5,7 @@
 //! the first-start conveniences. Both are library functions so tests can start them.
 
 pub mod api;
+pub mod autoscale;
 pub mod bench;
 pub mod intake;
 pub mod lifecycle;
@@ -14,39 +15,51 @@ pub mod schedule;
 pub mod simulate;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use shared::backend::Backends;
 use shared::config::Config;
 use shared::domain::{Lane, TenantId};
-use shared::ports::{ApiKey, TenantError};
+use shared::ports::{ApiKey, ScaleTarget, TenantError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Runs the API on `listener` and the dispatcher until `shutdown`. The API stops accepting
-/// first; requests in progress finish.
+use scaling::ScalingConfig;
+
+/// A pool the dispatcher resizes, and how.
+pub struct Autoscaling {
+    pub target: Arc<dyn ScaleTarget>,
+    pub config: ScalingConfig,
+}
+
+/// Runs the API on `listener`, the dispatcher, the lost-worker watch and (when given) the
+/// autoscaler until `shutdown`. The API stops accepting first; requests in progress finish.
 pub async fn serve(
     config: &Config,
     backends: Backends,
     metrics: Option<PrometheusHandle>,
     listener: TcpListener,
+    autoscaling: Option<Autoscaling>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tasks = TaskTracker::new();
     let dispatcher_stop = shutdown.child_token();
-    tasks.spawn(lifecycle::watch(
-        backends.clone(),
-        Duration::from_secs(config.dispatcher.worker_lost_after_secs),
-        dispatcher_stop.clone(),
-    ));
+    let lost_after = Duration::from_secs(config.dispatcher.worker_lost_after_secs);
+    let load = schedule::LoadBoard::default();
+    tasks.spawn(lifecycle::watch(backends.clone(), lost_after, dispatcher_stop.clone()));
     tasks.spawn(schedule::run(
         backends.clone(),
         config.lanes.clone(),
         config.dispatcher.clone(),
+        load.clone(),
         dispatcher_stop.clone(),
     ));
+    if let Some(Autoscaling { target, config: scaling }) = autoscaling {
+        tasks.spawn(autoscale::run(backends.clone(), target, scaling, load, lost_after, dispatcher_stop.clone()));
+    }
     let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics));
     let api_stop = shutdown.clone();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { api_stop.cancelled().await }).await;
@@ -80,8 +93,19 @@ pub struct Ready {
     pub demo_key: Option<ApiKey>,
 }
 
+/// Reads `[scaling]` from the config, so a mistake there names its key at start-up.
+pub fn scaling_config(config: &Config) -> Result<ScalingConfig, UpError> {
+    let scaling: ScalingConfig = toml::Value::Table(config.scaling.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| UpError::Config(format!("[scaling]: {}", e.message())))?;
+    scaling.validate().map_err(|e| UpError::Config(e.to_string()))?;
+    Ok(scaling)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
+    #[error("invalid config: {0}")]
+    Config(String),
     #[error(transparent)]
     Open(#[from] shared::backend::OpenError),
     #[error(transparent)]
@@ -128,9 +152,19 @@ pub async fn up(
     // The pool stops with everything else: on a terminal's Ctrl-C the workers got SIGINT too and
     // are already draining; they must not be restarted.
     let pool_stop = shutdown.child_token();
-    let pool = tokio::spawn(pool::run(spec, pool_stop.clone()));
-    let served = serve(&config, backends, metrics, listener, shutdown.clone()).await;
+    let pool = Arc::new(pool::LocalPool::start(spec));
+    let supervisor = {
+        let pool = Arc::clone(&pool);
+        let stop = pool_stop.clone();
+        tokio::spawn(async move { pool.supervise(stop).await })
+    };
+    let autoscaling = if config.pool.autoscale {
+        Some(Autoscaling { target: pool.clone() as Arc<dyn ScaleTarget>, config: scaling_config(&config)? })
+    } else {
+        None
+    };
+    let served = serve(&config, backends, metrics, listener, autoscaling, shutdown.clone()).await;
     pool_stop.cancel();
-    let _ = pool.await;
+    let _ = supervisor.await;
     served.map_err(UpError::Serve)
 }

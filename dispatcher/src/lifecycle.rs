@@ -33,9 +33,14 @@ pub async fn release_lost_worker(backends: &Backends, beat: &WorkerBeat) {
     warn!(worker_id = %beat.worker_id, pid = beat.pid, jobs = beat.in_flight.len(), "worker lost; handing its jobs back");
     for held in &beat.in_flight {
         let token = held.lease_token;
-        let error = JobError { code: "worker_lost".into(), message: "the worker processing this job stopped responding".into() };
-        let released =
-            backends.jobs.update(held.job_id, Box::new(move |job: &Job| job.retry(token, error.clone(), Utc::now()))).await;
+        let error = JobError {
+            code: "worker_lost".into(),
+            message: "the worker processing this job stopped responding".into(),
+        };
+        let released = backends
+            .jobs
+            .update(held.job_id, Box::new(move |job: &Job| job.retry(token, error.clone(), Utc::now())))
+            .await;
         if let Err(err) = released {
             // Finished in the meantime, or already claimed again: nothing to hand back.
             info!(job_id = %held.job_id, error = %err, "lost worker's job needs no release");

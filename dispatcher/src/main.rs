@@ -48,6 +48,25 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Replay an arrival trace through a model of the lanes and worker pool under an
+    /// autoscaling policy, and report queue waits, worker-seconds and scaling actions.
+    Simulate {
+        /// Arrival trace (CSV, see traces/README.md), e.g. traces/peak-month.csv.
+        #[arg(long)]
+        trace: PathBuf,
+        /// surge, keda, target-tracking, or all to compare them.
+        #[arg(long, default_value = "all")]
+        policy: dispatcher::simulate::PolicySelection,
+        /// Seconds from asking for a worker to its first job.
+        #[arg(long, default_value_t = 20.0)]
+        startup_delay_secs: f64,
+        /// Seed of the service-time noise.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set up cloud resources.
     Aws {
         #[command(subcommand)]
@@ -140,6 +159,25 @@ fn main() -> anyhow::Result<()> {
                 };
                 for line in shared::aws::bootstrap(&settings, config.worker.max_attempts).await? {
                     println!("{line}");
+                }
+                Ok(())
+            }
+            Command::Simulate { trace, policy, startup_delay_secs, seed, json } => {
+                let text = std::fs::read_to_string(&trace)
+                    .with_context(|| format!("cannot read trace {}", trace.display()))?;
+                let parsed = dispatcher::simulate::parse_trace(&text)
+                    .with_context(|| format!("invalid trace {}", trace.display()))?;
+                let options = dispatcher::simulate::SimOptions {
+                    startup_delay_secs,
+                    seed,
+                    lanes: config.lanes.clone(),
+                    ..dispatcher::simulate::SimOptions::default()
+                };
+                let reports = dispatcher::simulate::run_many(&parsed, &policy.kinds(), &options);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&reports)?);
+                } else {
+                    print!("{}", dispatcher::simulate::render_table(&reports));
                 }
                 Ok(())
             }

@@ -1,12 +1,17 @@
-//! A pool of local `surge-worker` processes: started, restarted when they die, drained on stop.
+//! The local scale target: `surge-worker` processes on this machine, started on demand, drained
+//! (never killed) when no longer needed, restarted when they crash.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use shared::domain::Lane;
+use shared::ports::{PoolSize, ScaleError, ScaleTarget, WorkerBeat};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -20,102 +25,198 @@ pub struct PoolSpec {
     pub args: Vec<String>,
     /// Extra environment for the workers.
     pub env: Vec<(String, String)>,
-    /// Worker processes per lane.
+    /// Worker processes per lane at start.
     pub sizes: Vec<(Lane, usize)>,
-    /// How long a worker may take to drain after SIGTERM before it is killed.
+    /// How long a worker may take to drain after SIGTERM before it is killed on shutdown.
     pub drain_timeout: Duration,
 }
 
-struct Slot {
-    lane: Lane,
-    child: Option<Child>,
-    /// Restarts back off so a worker that dies at start does not spin.
-    restart_delay: Duration,
+struct Process {
+    child: Child,
+    pid: u32,
+    /// Asked to drain: it exits on its own once its jobs are done or handed back.
+    draining: bool,
 }
 
-/// Runs the pool until `shutdown`, then drains every worker: SIGTERM, wait, SIGKILL only after
-/// the drain timeout (a drained worker has handed its jobs back, so nothing is lost).
-pub async fn run(spec: PoolSpec, shutdown: CancellationToken) {
-    let mut slots: Vec<Slot> = spec
-        .sizes
-        .iter()
-        .flat_map(|&(lane, n)| (0..n).map(move |_| Slot { lane, child: None, restart_delay: Duration::ZERO }))
-        .collect();
-    if slots.is_empty() {
-        shutdown.cancelled().await;
-        return;
-    }
-    for slot in &mut slots {
-        slot.child = start(&spec, slot.lane);
-    }
-    let mut checks = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            _ = checks.tick() => {}
-        }
-        for slot in &mut slots {
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let exited = match slot.child.as_mut().map(Child::try_wait) {
-                Some(Ok(Some(status))) => Some(status.to_string()),
-                Some(Ok(None)) => None,
-                Some(Err(err)) => Some(err.to_string()),
-                None => Some("not running".to_owned()),
-            };
-            if let Some(status) = exited {
-                warn!(lane = %slot.lane, %status, delay_ms = slot.restart_delay.as_millis() as u64, "worker exited; restarting");
-                tokio::time::sleep(slot.restart_delay).await;
-                slot.restart_delay =
-                    (slot.restart_delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
-                slot.child = start(&spec, slot.lane);
+/// Worker processes per lane. A std mutex: held only to start, signal or reap processes, never
+/// across an await.
+#[derive(Default)]
+struct Processes {
+    by_lane: BTreeMap<Lane, Vec<Process>>,
+    desired: BTreeMap<Lane, usize>,
+}
+
+/// A pool of local `surge-worker` processes; a [`ScaleTarget`].
+pub struct LocalPool {
+    spec: PoolSpec,
+    processes: Mutex<Processes>,
+}
+
+impl LocalPool {
+    /// Creates the pool and starts the initial workers of `spec.sizes`.
+    pub fn start(spec: PoolSpec) -> LocalPool {
+        let pool = LocalPool { spec, processes: Mutex::default() };
+        for &(lane, n) in &pool.spec.sizes {
+            let mut processes = pool.lock();
+            processes.desired.insert(lane, n);
+            for _ in 0..n {
+                pool.spawn_into(&mut processes, lane);
             }
         }
+        pool
     }
-    drain(&mut slots, spec.drain_timeout).await;
-}
 
-fn start(spec: &PoolSpec, lane: Lane) -> Option<Child> {
-    let mut command = Command::new(&spec.binary);
-    command
-        .arg("run")
-        .args(&spec.args)
-        .args(["--lane", lane.as_str()])
-        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    match command.spawn() {
-        Ok(child) => {
-            info!(%lane, pid = child.id(), "worker started");
-            metrics::counter!("surge_worker_starts_total", "lane" => lane.as_str()).increment(1);
-            Some(child)
-        }
-        Err(err) => {
-            warn!(binary = %spec.binary.display(), error = %err, "cannot start worker");
-            None
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Processes> {
+        self.processes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-async fn drain(slots: &mut [Slot], timeout: Duration) {
-    for slot in slots.iter() {
-        if let Some(pid) = slot.child.as_ref().and_then(Child::id)
-            && let Ok(pid) = i32::try_from(pid)
-        {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    fn spawn_into(&self, processes: &mut Processes, lane: Lane) {
+        let mut command = Command::new(&self.spec.binary);
+        command
+            .arg("run")
+            .args(&self.spec.args)
+            .args(["--lane", lane.as_str()])
+            .envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match command.spawn() {
+            Ok(child) => {
+                let pid = child.id().unwrap_or_default();
+                info!(%lane, pid, "worker started");
+                metrics::counter!("surge_worker_starts_total", "lane" => lane.as_str()).increment(1);
+                processes.by_lane.entry(lane).or_default().push(Process { child, pid, draining: false });
+            }
+            Err(err) => warn!(binary = %self.spec.binary.display(), error = %err, "cannot start worker"),
         }
     }
-    info!(workers = slots.len(), "draining workers");
-    for slot in slots.iter_mut() {
-        let Some(child) = slot.child.as_mut() else { continue };
-        match tokio::time::timeout(timeout + Duration::from_secs(5), child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                warn!(lane = %slot.lane, "worker did not drain in time; killing it");
+
+    /// Reaps exited workers and replaces crashed ones (not drained ones) up to the desired count,
+    /// every 250 ms until `shutdown`; then drains every worker: SIGTERM, wait, SIGKILL only after
+    /// the drain timeout (a drained worker has handed its jobs back, so nothing is lost).
+    pub async fn supervise(&self, shutdown: CancellationToken) {
+        let mut checks = tokio::time::interval(Duration::from_millis(250));
+        let mut restart_delay = Duration::ZERO;
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                _ = checks.tick() => {}
+            }
+            let crashed = self.reap();
+            if crashed > 0 {
+                warn!(crashed, delay_ms = restart_delay.as_millis() as u64, "workers exited unasked; replacing them");
+                tokio::time::sleep(restart_delay).await;
+                restart_delay = (restart_delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+            } else {
+                restart_delay = Duration::ZERO;
+            }
+            self.top_up();
+        }
+        self.drain_all().await;
+    }
+
+    /// Forgets exited processes; returns how many exited without being asked to.
+    fn reap(&self) -> usize {
+        let mut processes = self.lock();
+        let mut crashed = 0;
+        for (lane, list) in processes.by_lane.iter_mut() {
+            list.retain_mut(|process| match process.child.try_wait() {
+                Ok(None) => true,
+                Ok(Some(status)) => {
+                    if !process.draining {
+                        warn!(%lane, pid = process.pid, %status, "worker exited");
+                        crashed += 1;
+                    }
+                    false
+                }
+                Err(_) => false,
+            });
+        }
+        crashed
+    }
+
+    fn top_up(&self) {
+        let mut processes = self.lock();
+        let lanes: Vec<(Lane, usize)> = processes.desired.iter().map(|(&lane, &n)| (lane, n)).collect();
+        for (lane, desired) in lanes {
+            let active = active(&processes, lane);
+            for _ in active..desired {
+                self.spawn_into(&mut processes, lane);
+            }
+        }
+    }
+
+    async fn drain_all(&self) {
+        let mut children: Vec<(Lane, Child)> = {
+            let mut processes = self.lock();
+            std::mem::take(&mut processes.by_lane)
+                .into_iter()
+                .flat_map(|(lane, list)| list.into_iter().map(move |p| (lane, p.child)))
+                .collect()
+        };
+        for (_, child) in &children {
+            terminate(child.id());
+        }
+        info!(workers = children.len(), "draining workers");
+        for (lane, child) in &mut children {
+            if tokio::time::timeout(self.spec.drain_timeout + Duration::from_secs(5), child.wait()).await.is_err() {
+                warn!(%lane, "worker did not drain in time; killing it");
                 let _ = child.kill().await;
             }
         }
+    }
+}
+
+fn active(processes: &Processes, lane: Lane) -> usize {
+    processes.by_lane.get(&lane).map_or(0, |list| list.iter().filter(|p| !p.draining).count())
+}
+
+fn terminate(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}
+
+#[async_trait]
+impl ScaleTarget for LocalPool {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn observe(&self, lane: Lane) -> Result<PoolSize, ScaleError> {
+        let processes = self.lock();
+        Ok(PoolSize {
+            desired: processes.desired.get(&lane).copied().unwrap_or(0),
+            running: active(&processes, lane),
+            pending: 0,
+        })
+    }
+
+    async fn set_desired(&self, lane: Lane, desired: usize, idle: &[WorkerBeat]) -> Result<(), ScaleError> {
+        let mut processes = self.lock();
+        processes.desired.insert(lane, desired);
+        let running = active(&processes, lane);
+        if desired > running {
+            for _ in running..desired {
+                self.spawn_into(&mut processes, lane);
+            }
+            return Ok(());
+        }
+        // Scale in by draining idle workers only; a busy worker is never asked to go. If fewer
+        // are idle than asked for, the rest follow on a later decision.
+        let mut excess = running - desired;
+        let list = processes.by_lane.entry(lane).or_default();
+        for beat in idle {
+            if excess == 0 {
+                break;
+            }
+            if let Some(process) = list.iter_mut().find(|p| p.pid == beat.pid && !p.draining) {
+                info!(%lane, pid = process.pid, "draining idle worker");
+                process.draining = true;
+                terminate(Some(process.pid));
+                excess -= 1;
+            }
+        }
+        Ok(())
     }
 }

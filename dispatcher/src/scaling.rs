@@ -61,6 +61,9 @@ pub struct LaneScalingConfig {
     pub latency_target_secs: u64,
     /// A lower demand must hold this long before workers are removed.
     pub scale_down_stabilisation_secs: u64,
+    /// Scale down only by at least this fraction of the workers (at least one): smaller savings
+    /// are not worth an action.
+    pub scale_down_min_step: f64,
     /// Remove every worker after `idle_before_zero_secs` without any job.
     pub scale_to_zero: bool,
     /// How long a lane must be idle (no job waiting, running or arriving) before it scales to zero.
@@ -76,8 +79,11 @@ pub struct LaneScalingConfig {
     pub arrival_window_secs: u64,
     /// Expected time from asking for a worker to its first job.
     pub startup_delay_secs: u64,
-    /// Spare workers as a multiple of the square root of the steady-state load (0 = none).
-    pub headroom: f64,
+    /// Share of jobs that should start within the latency target; sets the spare workers.
+    pub target_quantile: f64,
+    /// A scale-up adds at least this fraction of the workers (at least one), so a rising load
+    /// takes a few large steps rather than many small ones.
+    pub scale_up_min_step: f64,
     /// At most this many workers added in one decision; `None`: no limit.
     pub max_scale_up_step: Option<usize>,
 }
@@ -88,9 +94,8 @@ impl Default for ScalingConfig {
             small: LaneScalingConfig::default(),
             large: LaneScalingConfig {
                 min_workers: 0,
-                latency_target_secs: 120,
+                latency_target_secs: 180,
                 scale_to_zero: true,
-                initial_cost_secs_per_unit: 1.0,
                 ..LaneScalingConfig::default()
             },
         }
@@ -104,14 +109,16 @@ impl Default for LaneScalingConfig {
             max_workers: 100,
             latency_target_secs: 30,
             scale_down_stabilisation_secs: 60,
+            scale_down_min_step: 0.2,
             scale_to_zero: false,
             idle_before_zero_secs: 120,
             activation_backlog_jobs: 1,
             cost_ewma_weight: 0.05,
-            initial_cost_secs_per_unit: 2.0,
+            initial_cost_secs_per_unit: 5.0,
             arrival_window_secs: 60,
             startup_delay_secs: 20,
-            headroom: 1.0,
+            target_quantile: 0.95,
+            scale_up_min_step: 0.5,
             max_scale_up_step: None,
         }
     }
@@ -145,10 +152,9 @@ impl ScalingConfig {
     /// Checks every lane; the error names the key (`small.max_workers`).
     pub fn validate(&self) -> Result<(), ScalingConfigError> {
         for lane in Lane::ALL {
-            self.lane(lane).validate().map_err(|(key, problem)| ScalingConfigError {
-                key: format!("{}.{key}", lane.as_str()),
-                problem,
-            })?;
+            self.lane(lane)
+                .validate()
+                .map_err(|(key, problem)| ScalingConfigError { key: format!("{}.{key}", lane.as_str()), problem })?;
         }
         Ok(())
     }
@@ -176,8 +182,14 @@ impl LaneScalingConfig {
         if !(self.initial_cost_secs_per_unit.is_finite() && self.initial_cost_secs_per_unit > 0.0) {
             return Err(("initial_cost_secs_per_unit", "must be a positive number"));
         }
-        if !(self.headroom.is_finite() && self.headroom >= 0.0) {
-            return Err(("headroom", "must be zero or positive"));
+        if !(0.0..1.0).contains(&self.scale_down_min_step) {
+            return Err(("scale_down_min_step", "must be in [0, 1)"));
+        }
+        if !(0.5..1.0).contains(&self.target_quantile) {
+            return Err(("target_quantile", "must be in [0.5, 1)"));
+        }
+        if !(self.scale_up_min_step.is_finite() && self.scale_up_min_step >= 0.0) {
+            return Err(("scale_up_min_step", "must be zero or positive"));
         }
         if self.arrival_window_secs == 0 {
             return Err(("arrival_window_secs", "must be greater than zero"));
@@ -283,6 +295,8 @@ pub enum Reason {
     Stabilising { workers: usize, would: usize, window_secs: u64 },
     /// The demand stayed lower for the whole stabilisation window.
     ScaleDown { workers: usize, window_secs: u64 },
+    /// A lower level held for the window, but removing so few workers is not worth an action.
+    SmallStep { workers: usize, would: usize, min_step: usize },
     /// Scaling down stops at the workers running a job.
     BusyFloor { busy: usize },
     /// The configured minimum.
@@ -306,6 +320,7 @@ impl Reason {
             Reason::AtMaximum { .. } => "at_maximum",
             Reason::Stabilising { .. } => "stabilising",
             Reason::ScaleDown { .. } => "scale_down",
+            Reason::SmallStep { .. } => "small_step",
             Reason::BusyFloor { .. } => "busy_floor",
             Reason::Minimum { .. } => "minimum",
             Reason::ScaledToZero { .. } => "scaled_to_zero",
@@ -339,6 +354,11 @@ impl fmt::Display for Reason {
             Reason::ScaleDown { workers, window_secs } => write!(
                 f,
                 "scaling down to {workers} {}: the demand stayed at or below that for {window_secs} s",
+                plural(workers)
+            ),
+            Reason::SmallStep { workers, would, min_step } => write!(
+                f,
+                "holding {workers} {}: {would} would do, but steps under {min_step} are not worth an action",
                 plural(workers)
             ),
             Reason::BusyFloor { busy } => {
@@ -398,24 +418,64 @@ impl CostModel {
     fn secs_per_unit(&self) -> f64 {
         if self.seen && self.units > 0.0 { self.secs / self.units } else { self.initial }
     }
+
+    /// The average duration of a job (`units_per_job` units before the first completion).
+    fn job_secs(&self, units_per_job: f64) -> f64 {
+        if self.seen { self.secs } else { self.initial * units_per_job }
+    }
 }
 
 /// Arrivals in units per second, averaged with a time constant (irregular sampling is fine).
+///
+/// - The time constant is at least `arrival_window_secs` and long enough to span about
+///   [`ARRIVALS_AVERAGED`] arrivals: sparse large documents would otherwise make the estimate
+///   jump with every arrival.
+/// - A burst is work that already waits in the backlog, where the policy sees it; counted in
+///   the rate as well, it would be provisioned twice (and kept for a whole time constant). So
+///   an observation counts only as many jobs as a Poisson stream at the current rate could
+///   plausibly bring (mean + 4 standard deviations + 2); the rest is the *burst rate*, averaged
+///   over [`BURST_WINDOW_SECS`]: work that may keep coming while new workers start.
 #[derive(Debug, Clone)]
 struct RateEstimate {
-    window_secs: f64,
-    per_sec: f64,
+    min_window_secs: f64,
+    units_per_sec: f64,
+    /// Average units of an arriving job.
+    units_per_job: Option<f64>,
+    burst_units_per_sec: f64,
 }
 
+/// Arrivals the rate average spans at least.
+const ARRIVALS_AVERAGED: f64 = 20.0;
+/// Longest time constant of the rate average, in seconds.
+const MAX_RATE_WINDOW_SECS: f64 = 1800.0;
+/// Time constant of the burst rate, in seconds.
+const BURST_WINDOW_SECS: f64 = 10.0;
+
 impl RateEstimate {
-    fn observe(&mut self, units: f64, elapsed_secs: f64) {
+    fn new(min_window_secs: f64) -> RateEstimate {
+        RateEstimate { min_window_secs, units_per_sec: 0.0, units_per_job: None, burst_units_per_sec: 0.0 }
+    }
+
+    fn observe(&mut self, jobs: u64, units: f64, elapsed_secs: f64) {
+        if jobs > 0 {
+            let mean = units / jobs as f64;
+            let weight = 1.0 - 0.95f64.powf(jobs as f64);
+            let average = self.units_per_job.get_or_insert(mean);
+            *average += weight * (mean - *average);
+        }
         if elapsed_secs <= 0.0 {
-            // Same instant: fold the arrivals into the current estimate as if over one window.
-            self.per_sec += units / self.window_secs;
             return;
         }
-        let alpha = 1.0 - (-elapsed_secs / self.window_secs).exp();
-        self.per_sec += alpha * (units / elapsed_secs - self.per_sec);
+        let units_per_job = self.units_per_job.unwrap_or(1.0).max(1e-9);
+        let jobs_per_sec = self.units_per_sec / units_per_job;
+        let expected_jobs = jobs_per_sec * elapsed_secs;
+        let plausible_jobs = expected_jobs + 4.0 * expected_jobs.sqrt() + 2.0;
+        let counted = if jobs as f64 > plausible_jobs { units * plausible_jobs / jobs as f64 } else { units };
+        let window = (ARRIVALS_AVERAGED / jobs_per_sec.max(1e-9)).clamp(self.min_window_secs, MAX_RATE_WINDOW_SECS);
+        let alpha = 1.0 - (-elapsed_secs / window).exp();
+        self.units_per_sec += alpha * (counted / elapsed_secs - self.units_per_sec);
+        let alpha = 1.0 - (-elapsed_secs / BURST_WINDOW_SECS).exp();
+        self.burst_units_per_sec += alpha * ((units - counted) / elapsed_secs - self.burst_units_per_sec);
     }
 }
 
@@ -443,7 +503,14 @@ impl WindowMax {
 /// The demand of one observation, before stabilisation.
 #[derive(Debug, Clone, Copy)]
 struct Demand {
-    workers: usize,
+    /// Workers without which the latency target is missed (for the arrivals, or for the backlog
+    /// on its own). Fewer trigger a scale-up.
+    needed: usize,
+    /// Workers for the arrivals, with spare capacity: stabilised over the window.
+    load: usize,
+    /// Workers for the arrivals and draining the backlog within the budget: not stabilised, a
+    /// drained backlog is gone.
+    drain: usize,
     backlog_work_secs: f64,
     arrival_work_per_sec: f64,
 }
@@ -471,7 +538,7 @@ impl ScalingPolicy {
         let current = if config.scale_to_zero { 0 } else { config.min_workers };
         ScalingPolicy {
             cost: CostModel::new(config.cost_ewma_weight, config.initial_cost_secs_per_unit),
-            arrivals: RateEstimate { window_secs: config.arrival_window_secs as f64, per_sec: 0.0 },
+            arrivals: RateEstimate::new(config.arrival_window_secs as f64),
             recent: WindowMax { window_secs: config.scale_down_stabilisation_secs as f64, entries: VecDeque::new() },
             current,
             started: None,
@@ -517,7 +584,7 @@ impl ScalingPolicy {
             self.cost.observe(completion);
         }
         let elapsed = self.last.map_or(0.0, |last| (now - last).max(0.0));
-        self.arrivals.observe(observation.arrived_units, elapsed);
+        self.arrivals.observe(observation.arrived_jobs, observation.arrived_units, elapsed);
         self.started.get_or_insert(now);
         self.last = Some(now);
         let active = observation.visible_jobs + observation.in_flight_jobs + observation.arrived_jobs > 0;
@@ -548,64 +615,120 @@ impl ScalingPolicy {
         self.decide_active(now, observation)
     }
 
-    /// The decision of a lane that has (or gets) workers: demand, stabilised, within bounds.
+    /// The decision of a lane that has (or gets) workers: up at once when the workers cannot
+    /// meet the target; down when the load stayed lower for the window (a drained backlog
+    /// needs no window: it is gone) and the step saves enough to be worth an action.
     fn decide_active(&mut self, now: f64, observation: &LaneObservation) -> (usize, Reason) {
         let floor = if self.config.scale_to_zero { self.config.min_workers.max(1) } else { self.config.min_workers };
+        let max = self.config.max_workers;
         let demand = self.demand(observation);
-        let wanted = demand.workers;
-        let bounded = wanted.clamp(floor, self.config.max_workers);
-        let window_max = self.recent.push(now, bounded);
-        let window_secs = self.config.scale_down_stabilisation_secs;
-        let demand_reason = |workers| Reason::Demand {
-            workers,
-            backlog_work_secs: demand.backlog_work_secs,
-            arrival_work_per_sec: demand.arrival_work_per_sec,
-            target_secs: self.config.latency_target_secs,
-        };
-        let bound_reason = |workers: usize| {
-            if wanted > self.config.max_workers {
-                Reason::AtMaximum { max: self.config.max_workers, wanted }
+        let load_level = demand.load.clamp(floor, max);
+        let level = demand.load.max(demand.drain).clamp(floor, max);
+        let load_window_max = self.recent.push(now, load_level);
+        let current = self.current;
+        let wanted = demand.load.max(demand.drain);
+        let level_reason = |workers: usize| {
+            if wanted > max {
+                Reason::AtMaximum { max, wanted }
             } else if wanted < floor {
                 Reason::Minimum { min: floor }
             } else {
-                demand_reason(workers)
+                Reason::Demand {
+                    workers,
+                    backlog_work_secs: demand.backlog_work_secs,
+                    arrival_work_per_sec: demand.arrival_work_per_sec,
+                    target_secs: self.config.latency_target_secs,
+                }
             }
         };
-        if bounded > self.current {
+        if (demand.needed > current || current < floor) && level > current {
+            let min_step = ((current as f64 * self.config.scale_up_min_step).ceil() as usize).max(1);
+            let level = level.max(current + min_step).min(max);
             return match self.config.max_scale_up_step {
-                Some(step) if bounded > self.current + step => {
-                    (self.current + step, Reason::StepLimited { workers: self.current + step, wanted: bounded, step })
+                Some(step) if level > current + step => {
+                    (current + step, Reason::StepLimited { workers: current + step, wanted: level, step })
                 }
-                _ => (bounded, bound_reason(bounded)),
+                _ => (level, level_reason(level)),
             };
         }
-        if bounded == self.current {
-            return (bounded, bound_reason(bounded));
+        if level >= current {
+            return (current, level_reason(current));
         }
+        let window_secs = self.config.scale_down_stabilisation_secs;
         let window_full = self.started.is_some_and(|started| now - started >= window_secs as f64);
-        if window_max >= self.current || !window_full {
-            return (self.current, Reason::Stabilising { workers: self.current, would: bounded, window_secs });
+        let hold = load_window_max.max(level);
+        if hold >= current || !window_full {
+            return (current, Reason::Stabilising { workers: current, would: level, window_secs });
         }
-        let busy = observation.busy_workers.min(self.current);
-        if busy > window_max {
+        let busy = observation.busy_workers.min(current);
+        let lower = hold.max(busy);
+        let min_step = ((current as f64 * self.config.scale_down_min_step).ceil() as usize).max(1);
+        if current - lower < min_step {
+            return (current, Reason::SmallStep { workers: current, would: lower, min_step });
+        }
+        if busy > hold {
             return (busy, Reason::BusyFloor { busy });
         }
-        (window_max, Reason::ScaleDown { workers: window_max, window_secs })
+        (lower, Reason::ScaleDown { workers: lower, window_secs })
     }
 
-    /// Workers needed now, before bounds and stabilisation.
+    /// What the lane needs now, before bounds and stabilisation.
     fn demand(&self, observation: &LaneObservation) -> Demand {
+        let config = &self.config;
         let cost = self.cost.secs_per_unit();
-        let arrival_work_per_sec = self.arrivals.per_sec * cost;
-        // Jobs in flight are half done on average; their workers are already counted as busy.
-        let backlog_work_secs = (observation.visible_units + 0.5 * observation.in_flight_units) * cost;
-        let spare = self.config.headroom * arrival_work_per_sec.sqrt();
-        let drain = backlog_work_secs / self.config.drain_budget_secs();
-        let needed = arrival_work_per_sec + spare.max(drain);
-        // Rounding noise (1e-9) must not add a worker.
-        let workers = (needed - 1e-9).ceil().max(0.0) as usize;
-        Demand { workers, backlog_work_secs, arrival_work_per_sec }
+        let target = config.latency_target_secs as f64;
+        let startup = config.startup_delay_secs as f64;
+        let arrival_work_per_sec = self.arrivals.units_per_sec * cost;
+        // Jobs in flight are covered by their busy workers: the backlog is the waiting work.
+        let backlog_work_secs = observation.visible_units * cost;
+        // A burst still arriving keeps arriving while new workers start.
+        let burst_work_secs = self.arrivals.burst_units_per_sec * cost * startup;
+        let job_secs = self.cost.job_secs(self.arrivals.units_per_job.unwrap_or(1.0));
+        let load =
+            erlang_c_staffing(arrival_work_per_sec, job_secs, target, 1.0 - config.target_quantile, config.max_workers);
+        // What the workers up now cannot absorb before new ones are up (their spare capacity
+        // works on it meanwhile) must be drained within the budget.
+        let spare_now = (observation.ready_workers as f64 - arrival_work_per_sec).max(0.0);
+        let left_after_startup = (backlog_work_secs + burst_work_secs - spare_now * startup).max(0.0);
+        Demand {
+            // The backlog alone would take longer than the target to start on the workers we have.
+            needed: load.max(workers(backlog_work_secs / target)),
+            load,
+            drain: workers(arrival_work_per_sec + left_after_startup / config.drain_budget_secs()),
+            backlog_work_secs,
+            arrival_work_per_sec,
+        }
     }
+}
+
+/// The fewest workers with which at most `miss` of the jobs wait longer than `target_secs`,
+/// for a load of `load` busy workers and jobs of `job_secs` (M/M/n, Erlang C):
+/// P(wait > t) = C(n, load) × exp(-(n - load) × t / job_secs). At most `max` (then `max + 1`,
+/// so the caller sees the demand exceeds it).
+fn erlang_c_staffing(load: f64, job_secs: f64, target_secs: f64, miss: f64, max: usize) -> usize {
+    if !(load > 0.0) {
+        return 0;
+    }
+    let job_secs = job_secs.max(1e-3);
+    // Erlang B by recursion: B(0) = 1, B(n) = load B(n-1) / (n + load B(n-1)).
+    let mut blocking = 1.0;
+    for n in 1..=max {
+        let n_f = n as f64;
+        blocking = load * blocking / (n_f + load * blocking);
+        if n_f <= load {
+            continue;
+        }
+        let waiting = n_f * blocking / (n_f - load * (1.0 - blocking));
+        if waiting * (-(n_f - load) * target_secs / job_secs).exp() <= miss {
+            return n;
+        }
+    }
+    max + 1
+}
+
+/// Whole workers for a load (rounding noise of 1e-9 does not add a worker).
+fn workers(load: f64) -> usize {
+    (load - 1e-9).ceil().max(0.0) as usize
 }
 
 #[cfg(test)]
@@ -624,7 +747,6 @@ mod tests {
             scale_down_stabilisation_secs: 120,
             startup_delay_secs: 20,
             initial_cost_secs_per_unit: 1.0,
-            headroom: 1.0,
             ..LaneScalingConfig::default()
         }
     }
@@ -670,7 +792,10 @@ mod tests {
         let held = hold(&mut policy, 201, 321, &quiet);
         assert!(held.iter().all(|d| d.desired == 10), "held for the window");
         let last = held.last().unwrap();
-        assert_eq!(last.reason.to_string(), "holding 10 workers: scale-down stabilisation 120 s not elapsed (1 would do)");
+        assert_eq!(
+            last.reason.to_string(),
+            "holding 10 workers: scale-down stabilisation 120 s not elapsed (1 would do)"
+        );
         let down = policy.decide(secs(321.0), &quiet);
         assert_eq!(down.desired, 1, "{}", down.reason);
         assert_eq!(down.reason.kind(), "scale_down");
@@ -737,9 +862,8 @@ mod tests {
 
     #[test]
     fn large_documents_need_more_workers_than_as_many_small_ones() {
-        let completions = |units: f64| {
-            (0..20).map(|_| Completion { duration: secs(units * 1.5), units }).collect::<Vec<_>>()
-        };
+        let completions =
+            |units: f64| (0..20).map(|_| Completion { duration: secs(units * 1.5), units }).collect::<Vec<_>>();
         let mut small = ScalingPolicy::new(config());
         let mut large = ScalingPolicy::new(config());
         let learn_small = LaneObservation { completions: completions(1.0), ..LaneObservation::default() };

@@ -21,6 +21,31 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::scaling::work_units;
+
+fn units_of(message: &JobMessage) -> f64 {
+    work_units(message.size, message.page_estimate)
+}
+
+/// What the autoscaler needs to know about a lane's waiting work, published by the dispatcher
+/// loop on every tick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaneLoad {
+    /// Jobs held by the dispatcher for fair release.
+    pub held_jobs: u64,
+    pub held_units: f64,
+    /// Jobs visible in the lane queue (released, not yet taken by a worker).
+    pub released_waiting: u64,
+    /// When the oldest waiting job was accepted.
+    pub oldest_enqueued: Option<chrono::DateTime<Utc>>,
+    /// Jobs admitted since start, and their work (cumulative: the reader takes differences).
+    pub arrived_jobs: u64,
+    pub arrived_units: f64,
+}
+
+/// The dispatcher's published [`LaneLoad`] per lane. A std mutex: held only to copy or update.
+pub type LoadBoard = Arc<std::sync::Mutex<BTreeMap<Lane, LaneLoad>>>;
+
 /// The lane a job belongs in.
 pub fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
     if message.size >= config.large_from_bytes || message.page_estimate >= config.large_from_pages {
@@ -49,6 +74,8 @@ pub struct FairQueue {
     /// Tenants with waiting jobs, in turn order.
     turns: VecDeque<TenantId>,
     len: usize,
+    /// Estimated work of the held jobs, in [`work_units`].
+    units: f64,
 }
 
 impl FairQueue {
@@ -58,6 +85,7 @@ impl FairQueue {
         if queue.is_empty() {
             self.turns.push_back(tenant);
         }
+        self.units += units_of(&held.message);
         queue.push_back(held);
         self.len += 1;
     }
@@ -72,10 +100,21 @@ impl FairQueue {
         } else {
             self.turns.push_back(tenant);
         }
-        if held.is_some() {
+        if let Some(held) = &held {
             self.len -= 1;
+            self.units = if self.len == 0 { 0.0 } else { (self.units - units_of(&held.message)).max(0.0) };
         }
         held
+    }
+
+    /// Estimated work of the held jobs.
+    pub fn units(&self) -> f64 {
+        self.units
+    }
+
+    /// When the longest-waiting held job was accepted.
+    pub fn oldest_enqueued(&self) -> Option<chrono::DateTime<Utc>> {
+        self.by_tenant.values().filter_map(|q| q.front()).map(|h| h.message.enqueued_at).min()
     }
 
     pub fn len(&self) -> usize {
@@ -155,7 +194,13 @@ const HOLD_REFRESH: Duration = Duration::from_secs(10);
 
 /// Runs the dispatcher until `shutdown`. Held messages are simply left in flight on shutdown:
 /// they become visible again and the next dispatcher picks them up.
-pub async fn run(backends: Backends, lanes: LaneConfig, config: DispatcherConfig, shutdown: CancellationToken) {
+pub async fn run(
+    backends: Backends,
+    lanes: LaneConfig,
+    config: DispatcherConfig,
+    load: LoadBoard,
+    shutdown: CancellationToken,
+) {
     let room = Arc::new(Semaphore::new(config.buffer_limit));
     let (batches, mut inbox) = mpsc::channel::<Vec<ReceivedMessage>>(64);
     let receiver = tokio::spawn(receive_incoming(backends.clone(), Arc::clone(&room), batches, shutdown.clone()));
@@ -175,14 +220,22 @@ pub async fn run(backends: Backends, lanes: LaneConfig, config: DispatcherConfig
             () = shutdown.cancelled() => break,
             batch = inbox.recv() => {
                 let Some(batch) = batch else { break };
-                admit(&backends, batch, &lanes, &mut fair, &mut held_ids, &room).await;
+                admit(&backends, batch, &lanes, &mut fair, &mut held_ids, &room, &load).await;
             }
             _ = ticks.tick() => {
                 for lane in Lane::ALL {
                     let queue = fair.get_mut(&lane).expect("every lane has a fair queue");
                     let gauge = gauges.get_mut(&lane).expect("every lane has a gauge");
-                    release(&backends, lane, queue, gauge, lookahead, &mut held_ids, &room).await;
+                    let visible = release(&backends, lane, queue, gauge, lookahead, &mut held_ids, &room).await;
                     metrics::gauge!("surge_dispatcher_held_jobs", "lane" => lane.as_str()).set(queue.len() as f64);
+                    let mut board = load.lock().unwrap_or_else(|p| p.into_inner());
+                    let entry = board.entry(lane).or_default();
+                    entry.held_jobs = queue.len() as u64;
+                    entry.held_units = queue.units();
+                    entry.oldest_enqueued = queue.oldest_enqueued();
+                    if let Some(visible) = visible {
+                        entry.released_waiting = visible;
+                    }
                 }
                 if last_refresh.elapsed() >= HOLD_REFRESH / 4 {
                     last_refresh = Instant::now();
@@ -246,6 +299,7 @@ async fn admit(
     fair: &mut BTreeMap<Lane, FairQueue>,
     held_ids: &mut HashSet<JobId>,
     room: &Semaphore,
+    load: &LoadBoard,
 ) {
     let mut duplicates = Vec::new();
     let mut undecodable = Vec::new();
@@ -276,6 +330,12 @@ async fn admit(
             continue;
         }
         let lane = lane_for(&message, lanes);
+        {
+            let mut board = load.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = board.entry(lane).or_default();
+            entry.arrived_jobs += 1;
+            entry.arrived_units += units_of(&message);
+        }
         let held = Held {
             message,
             message_id: received.message_id,
@@ -307,20 +367,20 @@ async fn release(
     lookahead: Duration,
     held_ids: &mut HashSet<JobId>,
     room: &Semaphore,
-) {
+) -> Option<u64> {
     let lane_queue = backends.lane(lane);
     let depth = match lane_queue.depth().await {
         Ok(depth) => depth,
         Err(err) => {
             warn!(%lane, error = %err, "lane depth unavailable");
-            return;
+            return None;
         }
     };
     let target = gauge.sample(depth.visible + depth.in_flight, Instant::now(), lookahead);
     metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "visible").set(depth.visible as f64);
     metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "in_flight").set(depth.in_flight as f64);
     if queue.is_empty() || depth.visible >= target {
-        return;
+        return Some(depth.visible);
     }
     let room_in_lane = (target - depth.visible) as usize;
     let mut releasing = Vec::with_capacity(room_in_lane.min(queue.len()));
@@ -336,7 +396,7 @@ async fn release(
         for held in releasing {
             queue.push(held);
         }
-        return;
+        return Some(depth.visible);
     }
     gauge.released(releasing.len() as u64);
     let receipts: Vec<Receipt> = releasing.iter().map(|h| h.receipt.clone()).collect();
@@ -351,6 +411,7 @@ async fn release(
     }
     room.add_permits(releasing.len());
     metrics::counter!("surge_dispatched_total", "lane" => lane.as_str()).increment(releasing.len() as u64);
+    Some(depth.visible + releasing.len() as u64)
 }
 
 /// Keeps held messages hidden on the incoming queue while they wait for their turn.

@@ -27,6 +27,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub dispatcher: DispatcherConfig,
     pub pool: PoolConfig,
+    /// The autoscaler's settings per lane (`[scaling.small]`, `[scaling.large]`). Read and
+    /// validated by the dispatcher (`dispatcher::scaling::ScalingConfig`), which owns them.
+    pub scaling: toml::Table,
 }
 
 /// The backend of one region.
@@ -125,6 +128,8 @@ pub struct WorkerConfig {
     pub job_memory_mib: u64,
     /// How long a stopping worker waits for its in-flight jobs before handing them back.
     pub drain_timeout_secs: u64,
+    /// Extra time spent on every job, to demonstrate scaling and crash recovery; 0 in production.
+    pub debug_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +148,9 @@ pub struct DispatcherConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
+    /// Let the autoscaler resize the pool (within `[scaling]` limits); otherwise it stays at
+    /// the sizes below.
+    pub autoscale: bool,
     /// Worker processes started by `surge up` for the `small` lane.
     pub small_workers: usize,
     /// Worker processes started by `surge up` for the `large` lane.
@@ -161,6 +169,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             dispatcher: DispatcherConfig::default(),
             pool: PoolConfig::default(),
+            scaling: toml::Table::new(),
         }
     }
 }
@@ -193,6 +202,7 @@ impl Default for WorkerConfig {
             job_timeout_secs: 120,
             job_memory_mib: 1536,
             drain_timeout_secs: 30,
+            debug_delay_ms: 0,
         }
     }
 }
@@ -210,7 +220,7 @@ impl Default for DispatcherConfig {
 
 impl Default for PoolConfig {
     fn default() -> PoolConfig {
-        PoolConfig { small_workers: 2, large_workers: 1, worker_binary: None }
+        PoolConfig { autoscale: true, small_workers: 2, large_workers: 1, worker_binary: None }
     }
 }
 

@@ -6,5 +6,6 @@
 
 mod documents;
 mod recovery;
+mod scaling;
 mod support;
 mod tidy;

@@ -12,8 +12,11 @@ on_both_backends!(
     a_long_job_outlives_its_visibility_timeout,
 );
 
+/// No managed workers (and no autoscaler): the test starts and kills its own.
 fn no_workers(backend: Backend) -> Options {
-    Options { backend, small_workers: 0, large_workers: 0, ..Options::default() }
+    let mut options = Options { backend, small_workers: 0, large_workers: 0, ..Options::default() };
+    options.env.push(("SURGE_POOL__AUTOSCALE".into(), "false".into()));
+    options
 }
 
 async fn a_worker_killed_mid_job_leaves_exactly_one_result(backend: Backend) {

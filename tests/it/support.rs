@@ -124,7 +124,7 @@ impl Surge {
     pub(crate) fn start_in(data_dir: &Path, options: Options) -> anyhow::Result<Surge> {
         let config_file = data_dir.join("surge.toml");
         if !config_file.exists() {
-            write_config(&config_file, data_dir, options.backend)?;
+            write_config(&config_file, data_dir, &options)?;
         }
         let mut command = Command::new(binary("surge"));
         command
@@ -276,7 +276,8 @@ fn common_args(data_dir: &Path) -> Vec<String> {
 }
 
 /// Writes the instance's config file; for AWS a fresh bucket and queue prefix, bootstrapped.
-fn write_config(path: &Path, data_dir: &Path, backend: Backend) -> anyhow::Result<()> {
+fn write_config(path: &Path, data_dir: &Path, options: &Options) -> anyhow::Result<()> {
+    let backend = options.backend;
     let text = match backend {
         Backend::Embedded => format!("data_dir = {:?}\n", data_dir.display().to_string()),
         Backend::Aws => {
@@ -294,7 +295,7 @@ fn write_config(path: &Path, data_dir: &Path, backend: Backend) -> anyhow::Resul
         let output = Command::new(binary("surge"))
             .args(["aws", "bootstrap"])
             .args(common_args(data_dir))
-            .env("SURGE_LOG", "warn")
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()?;
         if !output.status.success() {
             bail!("surge aws bootstrap failed: {}", String::from_utf8_lossy(&output.stderr));

@@ -155,7 +155,7 @@ fn main() -> anyhow::Result<()> {
                 let options = WorkerOptions {
                     lanes,
                     chart: Chart::default(),
-                    debug_delay: Duration::from_millis(debug_delay_ms),
+                    debug_delay: Duration::from_millis(debug_delay_ms.max(config.worker.debug_delay_ms)),
                 };
                 worker::run::run(backends, config.worker.clone(), options, shutdown).await?;
                 Ok(())

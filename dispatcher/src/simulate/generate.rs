@@ -14,8 +14,8 @@ pub const BULK_TENANT: &str = "bulk";
 /// Relative upload rate per hour of a working day (hour 0 = midnight), interpolated linearly
 /// between hour midpoints: nights nearly idle, a morning peak, a lunch dip, an afternoon peak.
 const HOURLY_PROFILE: [f64; 24] = [
-    0.05, 0.04, 0.04, 0.04, 0.05, 0.10, 0.25, 0.55, 0.85, 1.00, 1.00, 0.95, 0.75, 0.85, 0.95, 0.90, 0.75, 0.50,
-    0.30, 0.20, 0.15, 0.10, 0.08, 0.06,
+    0.05, 0.04, 0.04, 0.04, 0.05, 0.10, 0.25, 0.55, 0.85, 1.00, 1.00, 0.95, 0.75, 0.85, 0.95, 0.90, 0.75, 0.50, 0.30,
+    0.20, 0.15, 0.10, 0.08, 0.06,
 ];
 
 /// What the month looks like.
@@ -24,7 +24,7 @@ pub struct PeakMonthSpec {
     pub seed: u64,
     /// Days in the month; day 1 is a Monday.
     pub days: u32,
-    /// Seconds of simulated time per day (3600: a day per hour, the month in 30 hours).
+    /// Seconds of simulated time per day (14 400: a day in four hours, the month in five days).
     pub day_secs: f64,
     /// Expected uploads of an ordinary weekday, batches and bursts not included.
     pub weekday_uploads: f64,
@@ -53,7 +53,7 @@ impl Default for PeakMonthSpec {
         PeakMonthSpec {
             seed: 20_240_610,
             days: 30,
-            day_secs: 3600.0,
+            day_secs: 14_400.0,
             weekday_uploads: 2500.0,
             weekend_factor: 0.25,
             deadline_day: 10,

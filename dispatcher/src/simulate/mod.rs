@@ -21,8 +21,8 @@
 //!
 //! The shipped trace `traces/peak-month.csv` comes from [`generate::peak_month`].
 
-pub mod generate;
 mod engine;
+pub mod generate;
 mod models;
 mod pool;
 mod queue;
@@ -131,7 +131,7 @@ pub struct ServiceModel {
 
 impl Default for ServiceModel {
     fn default() -> ServiceModel {
-        ServiceModel { base_secs: 0.8, secs_per_page: 1.2, secs_per_mib: 0.6, noise_sigma: 0.35 }
+        ServiceModel { base_secs: 3.2, secs_per_page: 4.8, secs_per_mib: 2.4, noise_sigma: 0.35 }
     }
 }
 
@@ -248,7 +248,8 @@ fn autoscaler(policy: PolicyKind, lane: Lane, jobs: &[SimJob], options: &SimOpti
 
 /// The average processing time of a lane's jobs (what AWS's recipe asks the operator for).
 fn mean_service_secs(jobs: &[SimJob], lane: Lane) -> f64 {
-    let (sum, count) = jobs.iter().filter(|j| j.lane == lane).fold((0.0, 0usize), |(s, n), j| (s + j.service_secs, n + 1));
+    let (sum, count) =
+        jobs.iter().filter(|j| j.lane == lane).fold((0.0, 0usize), |(s, n), j| (s + j.service_secs, n + 1));
     if count == 0 { 1.0 } else { sum / count as f64 }
 }
 
@@ -328,6 +329,11 @@ mod tests {
     #[test]
     fn surge_never_interrupts_a_job_and_the_others_may() {
         let trace = small_trace();
+        let jobs = prepare_jobs(&trace, &SimOptions::default());
+        for lane in Lane::ALL {
+            let work: f64 = jobs.iter().filter(|j| j.lane == lane).map(|j| j.service_secs).sum();
+            println!("{lane} work {work:.0} mean {:.1}", mean_service_secs(&jobs, lane));
+        }
         let reports = run_all(&trace, &SimOptions::default());
         assert_eq!(reports[0].policy, PolicyKind::Surge);
         assert_eq!(reports[0].jobs_interrupted, 0);
@@ -371,16 +377,55 @@ mod tests {
 mod scratch {
     use super::*;
 
+    fn env(name: &str, default: f64) -> f64 {
+        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+
     #[test]
     #[ignore]
     fn scratch_peak_month() {
         let started = std::time::Instant::now();
-        let trace = generate::peak_month(&generate::PeakMonthSpec::default());
+        let spec = generate::PeakMonthSpec {
+            day_secs: env("SIM_DAY", 14400.0),
+            weekday_uploads: env("SIM_JOBS", 2500.0),
+            bulk_bursts_per_day: env("SIM_BULK", 1.5),
+            batches_per_day: env("SIM_BATCH", 3.0),
+            ..generate::PeakMonthSpec::default()
+        };
+        let trace = generate::peak_month(&spec);
+        let mut options = SimOptions::default();
+        let k = env("SIM_SCALE", 1.0);
+        options.service.base_secs *= k;
+        options.service.secs_per_page *= k;
+        options.service.secs_per_mib *= k;
+        for lane in Lane::ALL {
+            let c = options.scaling.lane_mut(lane);
+            c.target_quantile = env("SIM_Q", c.target_quantile);
+            c.scale_up_min_step = env("SIM_UP", c.scale_up_min_step);
+            c.scale_down_min_step = env("SIM_STEP", c.scale_down_min_step);
+            c.scale_down_stabilisation_secs = env("SIM_WIN", c.scale_down_stabilisation_secs as f64) as u64;
+            c.arrival_window_secs = env("SIM_RATEWIN", c.arrival_window_secs as f64) as u64;
+        }
+        options.scaling.small.latency_target_secs = env("SIM_TS", 30.0) as u64;
+        options.scaling.large.latency_target_secs = env("SIM_TL", 180.0) as u64;
+        options.scaling.large.scale_to_zero = env("SIM_ZERO", 1.0) > 0.5;
+        options.scaling.large.min_workers = env("SIM_LMIN", 0.0) as usize;
         let large = trace.arrivals.iter().filter(|a| lane_of(a, &LaneConfig::default()) == Lane::Large).count();
         println!("arrivals {} large {} gen {:?}", trace.arrivals.len(), large, started.elapsed());
-        let reports = run_all(&trace, &SimOptions::default());
+        let jobs = prepare_jobs(&trace, &options);
+        for lane in Lane::ALL {
+            let work: f64 = jobs.iter().filter(|j| j.lane == lane).map(|j| j.service_secs).sum();
+            println!("{lane} work {work:.0} mean {:.1}", mean_service_secs(&jobs, lane));
+        }
+        let reports = if std::env::var("SIM_ONLY").is_ok() {
+            run_many(&trace, &[PolicyKind::Surge], &options)
+        } else {
+            run_all(&trace, &options)
+        };
         println!("{}", render_table(&reports));
-        for r in &reports { println!("{} {:?} lost {:.0}", r.policy, r.scaling_reasons, r.work_lost_secs); }
+        for r in &reports {
+            println!("{} {:?} lost {:.0}", r.policy, r.scaling_reasons, r.work_lost_secs);
+        }
         println!("elapsed {:?}", started.elapsed());
     }
 }

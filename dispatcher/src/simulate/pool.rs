@@ -106,6 +106,10 @@ impl Pool {
         self.starting.len() + self.ready.len()
     }
 
+    pub(crate) fn created(&self) -> usize {
+        self.workers.len()
+    }
+
     pub(crate) fn peak(&self) -> usize {
         self.peak
     }

@@ -81,7 +81,8 @@ impl SimReport {
     ) -> SimReport {
         let mut all_waits: Vec<f64> = tallies.iter().flat_map(|t| t.waits.iter().copied()).collect();
         all_waits.sort_by(f64::total_cmp);
-        let lanes: Vec<LaneReport> = Lane::ALL.iter().zip(tallies).map(|(&lane, tally)| lane_report(lane, tally)).collect();
+        let lanes: Vec<LaneReport> =
+            Lane::ALL.iter().zip(tallies).map(|(&lane, tally)| lane_report(lane, tally)).collect();
         let mean = if all_waits.is_empty() { 0.0 } else { all_waits.iter().sum::<f64>() / all_waits.len() as f64 };
         SimReport {
             policy,

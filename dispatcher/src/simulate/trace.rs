@@ -124,7 +124,8 @@ mod tests {
 
     #[test]
     fn reads_sorts_and_round_trips() {
-        let text = "# a comment\n# duration_secs=100\nat_secs,tenant,size_bytes,pages\n5.5,t02,2048,2\n\n1.25,t01,100,1\n";
+        let text =
+            "# a comment\n# duration_secs=100\nat_secs,tenant,size_bytes,pages\n5.5,t02,2048,2\n\n1.25,t01,100,1\n";
         let trace = parse_trace(text).unwrap();
         assert_eq!(trace.duration_secs, 100.0);
         assert_eq!(trace.arrivals.len(), 2);

@@ -31,8 +31,8 @@ use crate::backend::{Backends, queue_names};
 use crate::config::AwsSettings;
 use crate::domain::Lane;
 use crate::ports::Queue;
-use objects::Bucket;
 pub use ecs::EcsScaleTarget;
+use objects::Bucket;
 pub use provision::bootstrap;
 use service_error::CallError;
 

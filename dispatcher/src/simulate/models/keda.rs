@@ -211,7 +211,13 @@ mod tests {
         for i in 0..=80 {
             let t = 15.0 * f64::from(i);
             // 400 messages until 60 s, then one (still active), then none from 615 s.
-            let messages = if t <= 60.0 { 400 } else if t <= 600.0 { 1 } else { 0 };
+            let messages = if t <= 60.0 {
+                400
+            } else if t <= 600.0 {
+                1
+            } else {
+                0
+            };
             history.push((t, keda.evaluate(&view(t, messages))));
         }
         let at = |time: f64| history.iter().find(|&&(t, _)| t == time).map(|&(_, r)| r);

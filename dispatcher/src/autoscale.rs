@@ -1,0 +1,141 @@
+//! The autoscaler loop: every second, observe each lane (waiting work from the dispatcher,
+//! workers from their heartbeats, cost of work from their completions), ask the scaling policy
+//! for a worker count and hand it to the scale target.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use shared::backend::Backends;
+use shared::domain::Lane;
+use shared::ports::{ScaleTarget, WorkerBeat};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::lifecycle;
+use crate::scaling::{Completion, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
+use crate::schedule::{LaneLoad, LoadBoard};
+
+/// How often the autoscaler decides.
+const TICK: Duration = Duration::from_secs(1);
+
+/// What the previous tick saw, to turn cumulative counters and repeated beats into deltas.
+#[derive(Default)]
+struct Previous {
+    arrivals: BTreeMap<Lane, (u64, f64)>,
+    /// The last beat time seen per worker: a beat's completions are counted once.
+    beats: HashMap<Uuid, chrono::DateTime<Utc>>,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(
+    backends: Backends,
+    target: Arc<dyn ScaleTarget>,
+    config: ScalingConfig,
+    load: LoadBoard,
+    lost_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut policies: BTreeMap<Lane, ScalingPolicy> = Lane::ALL.iter().map(|&l| (l, config.policy(l))).collect();
+    let mut previous = Previous::default();
+    let mut ticks = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let beats = match backends.workers.list().await {
+            Ok(beats) => lifecycle::census(beats, lost_after, Utc::now()).alive,
+            Err(err) => {
+                warn!(error = %err, "worker registry unavailable; not scaling this tick");
+                continue;
+            }
+        };
+        let completions = new_completions(&beats, &mut previous);
+        let loads = load.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (lane, policy) in policies.iter_mut() {
+            let lane = *lane;
+            let pool = match target.observe(lane).await {
+                Ok(pool) => pool,
+                Err(err) => {
+                    warn!(%lane, error = %err, "scale target unavailable");
+                    continue;
+                }
+            };
+            let lane_beats: Vec<&WorkerBeat> =
+                beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
+            let observation = observe(
+                lane,
+                loads.get(&lane).cloned().unwrap_or_default(),
+                &lane_beats,
+                pool.running + pool.pending,
+                completions.get(&lane).cloned().unwrap_or_default(),
+                &mut previous,
+            );
+            let decision = policy.decide(started.elapsed(), &observation);
+            decision.record(lane);
+            metrics::gauge!("surge_workers_desired", "lane" => lane.as_str()).set(decision.desired as f64);
+            metrics::gauge!("surge_workers_running", "lane" => lane.as_str()).set(lane_beats.len() as f64);
+            metrics::gauge!("surge_backlog_jobs", "lane" => lane.as_str()).set(observation.visible_jobs as f64);
+            if decision.desired != pool.desired {
+                let mut idle: Vec<WorkerBeat> =
+                    lane_beats.iter().filter(|b| b.in_flight.is_empty()).map(|b| (*b).clone()).collect();
+                // Longest-running idle workers go first: the young ones are the likeliest to be
+                // needed again soon and have paid their start-up cost most recently.
+                idle.sort_by_key(|b| b.started_at);
+                if let Err(err) = target.set_desired(lane, decision.desired, &idle).await {
+                    warn!(%lane, error = %err, "could not resize the pool");
+                }
+            }
+        }
+    }
+}
+
+fn new_completions(beats: &[WorkerBeat], previous: &mut Previous) -> BTreeMap<Lane, Vec<Completion>> {
+    let mut by_lane: BTreeMap<Lane, Vec<Completion>> = BTreeMap::new();
+    for beat in beats {
+        if previous.beats.insert(beat.worker_id, beat.last_seen) == Some(beat.last_seen) {
+            continue;
+        }
+        for done in &beat.completed {
+            by_lane.entry(done.lane).or_default().push(Completion {
+                duration: Duration::from_secs_f64(done.seconds.max(0.0)),
+                units: work_units(done.size, done.pages),
+            });
+        }
+    }
+    let alive: std::collections::HashSet<Uuid> = beats.iter().map(|b| b.worker_id).collect();
+    previous.beats.retain(|id, _| alive.contains(id));
+    by_lane
+}
+
+fn observe(
+    lane: Lane,
+    load: LaneLoad,
+    beats: &[&WorkerBeat],
+    workers_asked: usize,
+    completions: Vec<Completion>,
+    previous: &mut Previous,
+) -> LaneObservation {
+    let (last_jobs, last_units) =
+        previous.arrivals.insert(lane, (load.arrived_jobs, load.arrived_units)).unwrap_or_default();
+    let mean_units = if load.held_jobs > 0 { load.held_units / load.held_jobs as f64 } else { 1.0 };
+    let in_flight_jobs: u64 = beats.iter().map(|b| b.in_flight.len() as u64).sum();
+    let busy_workers = beats.iter().filter(|b| !b.in_flight.is_empty()).count();
+    LaneObservation {
+        visible_jobs: load.held_jobs + load.released_waiting,
+        visible_units: load.held_units + load.released_waiting as f64 * mean_units,
+        in_flight_jobs,
+        in_flight_units: in_flight_jobs as f64 * mean_units,
+        oldest_wait: load.oldest_enqueued.and_then(|at| (Utc::now() - at).to_std().ok()).unwrap_or_default(),
+        arrived_jobs: load.arrived_jobs.saturating_sub(last_jobs),
+        arrived_units: (load.arrived_units - last_units).max(0.0),
+        completions,
+        ready_workers: beats.len(),
+        busy_workers,
+        starting_workers: workers_asked.saturating_sub(beats.len()),
+    }
+}
