@@ -16,10 +16,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use shared::backend::Backends;
+use shared::chart::{Chart, chart_key};
 use shared::config::ApiConfig;
 use shared::domain::{DocumentType, Job, JobError, JobId, JobStatus, TenantId};
 use shared::ports::ApiKey;
@@ -50,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/documents", post(upload).get(list))
         .route("/v1/documents/{id}", get(status))
         .route("/v1/documents/{id}/result", get(result))
+        .route("/v1/chart", get(get_chart).put(put_chart))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
@@ -94,6 +96,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body may be partly unread: this connection cannot carry another request.
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -243,13 +249,26 @@ enum ReadError {
     Broken(String),
 }
 
-async fn read_limited(body: Body, limit: u64) -> Result<Bytes, ReadError> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(ReadError::TooLarge),
-        Err(err) => Err(ReadError::Broken(format!("could not read the request body: {err}"))),
+/// Bytes read and thrown away after a body went over the limit, so that a client still sending
+/// gets the 413 over a cleanly closed connection rather than a reset (lingering close).
+const DRAIN_AFTER_LIMIT: u64 = 1024 * 1024;
+
+async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ReadError> {
+    let mut collected = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| ReadError::Broken(format!("could not read the request body: {err}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > limit {
+            if seen > limit + DRAIN_AFTER_LIMIT {
+                break;
+            }
+            continue;
+        }
+        collected.extend_from_slice(&data);
     }
+    if seen > limit { Err(ReadError::TooLarge) } else { Ok(collected.freeze()) }
 }
 
 /// Loads a job that belongs to `tenant`; anything else is "not found".
@@ -327,6 +346,27 @@ async fn list(
     let page =
         state.backends.jobs.list_by_tenant(&tenant.0, status, cursor, limit).await.map_err(ApiError::unavailable)?;
     Ok(Json(DocumentList { documents: page.jobs.iter().map(DocumentView::from).collect(), next_cursor: page.next }))
+}
+
+/// The tenant's chart of accounts and ledger rules (the default chart until one is set).
+async fn get_chart(State(state): State<ApiState>, tenant: Tenant) -> Result<Json<Chart>, ApiError> {
+    let stored = state.backends.blobs.get(&chart_key(&tenant.0)).await.map_err(ApiError::unavailable)?;
+    let chart = match stored {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(ApiError::unavailable)?,
+        None => Chart::default(),
+    };
+    Ok(Json(chart))
+}
+
+/// Replaces the tenant's chart; fields left out keep their defaults. Applies to documents
+/// processed from now on.
+async fn put_chart(State(state): State<ApiState>, tenant: Tenant, body: Bytes) -> Result<Json<Chart>, ApiError> {
+    let chart: Chart = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_chart", format!("invalid chart of accounts: {e}"))
+    })?;
+    let canonical = serde_json::to_vec(&chart).map_err(ApiError::unavailable)?;
+    state.backends.blobs.put(&chart_key(&tenant.0), Bytes::from(canonical)).await.map_err(ApiError::unavailable)?;
+    Ok(Json(chart))
 }
 
 async fn healthz() -> &'static str {

@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod backend;
+pub mod chart;
 pub mod config;
 pub mod contract;
 pub mod domain;

@@ -246,9 +246,9 @@ async fn tenants_auth_idempotency_and_limits(backend: Backend) {
     assert_eq!((status, body["code"].as_str()), (415, Some("unsupported_media_type")));
     let (status, body) = surge.upload(&acme, "application/pdf", vec![b'x'; 200_000]).await.unwrap();
     assert_eq!((status, body["code"].as_str()), (413, Some("payload_too_large")));
-    // Just over the limit, so the whole body fits in the socket buffers and the client reads
-    // the answer instead of tripping over a connection the server closed early.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..11).map(|_| Ok(vec![b'y'; 10_000])).collect();
+    // Twice the limit, chunked (no Content-Length): refused once the limit is passed; the rest is
+    // drained so the client reads the answer.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![b'y'; 10_000])).collect();
     let streamed = surge
         .client
         .post(format!("{}/v1/documents", surge.base))
@@ -311,6 +311,33 @@ async fn tenants_auth_idempotency_and_limits(backend: Backend) {
     assert!(filtered["documents"].as_array().unwrap().iter().all(|d| d["status"] == "succeeded"));
     let (status, body) = surge.get(&acme, "/v1/documents?status=bogus").await.unwrap();
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
+
+    // Ledger rules per tenant: acme books this supplier to its own account; bravo is unaffected.
+    let rules = serde_json::json!({
+        "rules": [{ "supplier_vat_id": "GB 1232434", "account": "4711", "account_name": "Office supplies" }]
+    });
+    let put =
+        surge.client.put(format!("{}/v1/chart", surge.base)).bearer_auth(&acme).json(&rules).send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let bad = surge
+        .client
+        .put(format!("{}/v1/chart", surge.base))
+        .bearer_auth(&acme)
+        .json(&serde_json::json!({ "rules": [{ "acount": "1" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422, "an invalid chart is refused with a reason");
+    let (_, booked) = surge.upload_with(&acme, "application/xml", invoice.clone(), Some("ruled")).await.unwrap();
+    let (_, unruled) = surge.upload_with(&bravo, "application/xml", invoice.clone(), Some("unruled")).await.unwrap();
+    for (key, job, expect_rule) in [(&acme, &booked, true), (&bravo, &unruled, false)] {
+        let id = job["id"].as_str().unwrap();
+        surge.wait_finished(key, id, Duration::from_secs(60)).await.unwrap();
+        let (_, result) = surge.get(key, &format!("/v1/documents/{id}/result")).await.unwrap();
+        let accounts: Vec<_> =
+            result["journal_entries"].as_array().unwrap().iter().map(|e| e["account"].clone()).collect();
+        assert_eq!(accounts.contains(&serde_json::json!("4711")), expect_rule, "{accounts:?}");
+    }
 
     // Health and metrics need no key.
     for path in ["/healthz", "/readyz", "/metrics"] {

@@ -455,7 +455,8 @@ async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError>
             }));
         }
     };
-    let proposal = extract_on_pool(context, bytes, job.document_type).await?;
+    let chart = tenant_chart(context, job).await?;
+    let proposal = extract_on_pool(context, bytes, job.document_type, chart).await?;
     let json = serde_json::to_vec_pretty(&proposal).map_err(|e| {
         WorkError::Document(JobError { code: "internal_error".into(), message: format!("unencodable result: {e}") })
     })?;
@@ -472,15 +473,31 @@ pub fn result_key(job: &Job) -> String {
     format!("results/{}/{}.json", job.tenant, job.id)
 }
 
+/// The tenant's chart of accounts, or the worker's default when the tenant has not set one.
+async fn tenant_chart(context: &Context, job: &Job) -> Result<Chart, WorkError> {
+    let stored = context.backends.blobs.get(&shared::chart::chart_key(&job.tenant)).await.map_err(|err| {
+        WorkError::Transient(JobError { code: "blob_store_unavailable".into(), message: err.to_string() })
+    })?;
+    match stored.map(|bytes| serde_json::from_slice::<Chart>(&bytes)) {
+        Some(Ok(chart)) => Ok(chart),
+        Some(Err(err)) => {
+            // The API validates charts, so this is a stored chart from an older version.
+            warn!(error = %err, "stored chart unreadable; using the default chart");
+            Ok(context.options.chart.clone())
+        }
+        None => Ok(context.options.chart.clone()),
+    }
+}
+
 async fn extract_on_pool(
     context: &Context,
     bytes: Bytes,
     document_type: DocumentType,
+    chart: Chart,
 ) -> Result<shared::proposal::BookingProposal, WorkError> {
     let _permit = Arc::clone(&context.cpu).acquire_owned().await.map_err(|_| {
         WorkError::Transient(JobError { code: "worker_stopping".into(), message: "CPU pool closed".into() })
     })?;
-    let chart = context.options.chart.clone();
     let budget = Duration::from_secs(context.config.job_timeout_secs);
     // The extractor kills its tools a little before the budget, so a slow document fails with
     // its own clear reason and leaves nothing running behind.
