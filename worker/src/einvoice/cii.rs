@@ -123,7 +123,7 @@ fn stated_breakdown(tax: Node<'_, '_>) -> Result<StatedBreakdown, ExtractError> 
 }
 
 /// One `ram:IncludedSupplyChainTradeLineItem`; `None` (with a warning) when it states no net
-/// amount.
+/// amount, and `None` for a note or section line that invoices nothing.
 fn line(node: Node<'_, '_>, warnings: &mut Vec<String>) -> Result<Option<InvoiceLine>, ExtractError> {
     let settlement = first(node, "ram:SpecifiedLineTradeSettlement");
     let Some(net_amount) =
@@ -132,6 +132,10 @@ fn line(node: Node<'_, '_>, warnings: &mut Vec<String>) -> Result<Option<Invoice
         warnings.push(format!("invoice line at {} states no net amount; left out of the lines", position(node)));
         return Ok(None);
     };
+    let quantity = decimal_at(node, "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity")?;
+    if fields::is_note_line(net_amount, quantity) || is_information_only(node) {
+        return Ok(None);
+    }
     let price = first(node, "ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice");
     let category = settlement.and_then(|s| text_at(s, "ram:ApplicableTradeTax/ram:CategoryCode"));
     let stated_rate = decimal_under(settlement, "ram:ApplicableTradeTax/ram:RateApplicablePercent")?;
@@ -140,11 +144,18 @@ fn line(node: Node<'_, '_>, warnings: &mut Vec<String>) -> Result<Option<Invoice
     Ok(Some(InvoiceLine {
         description: text_at(node, "ram:SpecifiedTradeProduct/ram:Name")
             .or_else(|| text_at(node, "ram:SpecifiedTradeProduct/ram:Description")),
-        quantity: decimal_at(node, "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity")?,
+        quantity,
         unit_price: unit_price.map(|price| per_unit(price, basis_quantity)),
         net_amount,
         vat_rate: fields::vat_rate(category.as_deref(), stated_rate),
     }))
+}
+
+/// Whether a line is marked information only (ZUGFeRD/Factur-X EXTENDED line status reason
+/// `INFORMATION`): its amounts are not part of the invoice's totals.
+fn is_information_only(node: Node<'_, '_>) -> bool {
+    text_at(node, "ram:AssociatedDocumentLineDocument/ram:LineStatusReasonCode")
+        .is_some_and(|code| code.trim().eq_ignore_ascii_case("INFORMATION"))
 }
 
 #[cfg(test)]
@@ -235,6 +246,41 @@ mod tests {
         assert_eq!(p.totals.tax, Some(dec!(0)));
         assert_eq!(p.totals.payable, Some(dec!(90.01)));
         // Only the IBAN placeholder is worth a warning; rounding is allowed for.
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn note_and_information_lines_are_left_out() {
+        let zero_line = |inside: &str| {
+            format!(
+                r#"<r:IncludedSupplyChainTradeLineItem>{inside}
+      <r:SpecifiedTradeProduct><r:Name>--- Section ---</r:Name></r:SpecifiedTradeProduct>
+      <r:SpecifiedLineTradeSettlement><r:SpecifiedTradeSettlementLineMonetarySummation><r:LineTotalAmount>0.00</r:LineTotalAmount></r:SpecifiedTradeSettlementLineMonetarySummation></r:SpecifiedLineTradeSettlement>
+    </r:IncludedSupplyChainTradeLineItem>"#
+            )
+        };
+        let lines = [
+            zero_line(""),
+            zero_line(
+                r#"<r:SpecifiedLineTradeDelivery><r:BilledQuantity unitCode="C62">0</r:BilledQuantity></r:SpecifiedLineTradeDelivery>"#,
+            ),
+            zero_line(
+                "<r:AssociatedDocumentLineDocument><r:LineStatusReasonCode>INFORMATION</r:LineStatusReasonCode></r:AssociatedDocumentLineDocument>",
+            ),
+            zero_line(
+                r#"<r:SpecifiedLineTradeDelivery><r:BilledQuantity unitCode="C62">2</r:BilledQuantity></r:SpecifiedLineTradeDelivery>"#,
+            ),
+        ];
+        let xml = invoice("380", SETTLEMENT).replace(
+            "<r:ApplicableHeaderTradeAgreement>",
+            &format!("{}\n<r:ApplicableHeaderTradeAgreement>", lines.concat()),
+        );
+        let p = parse(xml.as_bytes()).expect("valid invoice");
+        // The rent line and the zero-priced line with a quantity stay.
+        assert_eq!(p.lines.len(), 2, "{:?}", p.lines);
+        assert_eq!(p.lines[1].quantity, Some(dec!(2)));
+        assert_eq!(p.lines[1].net_amount, dec!(0));
+        assert_eq!(p.totals.line_total, Some(dec!(100)));
         assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
     }
 

@@ -78,6 +78,14 @@ pub(crate) fn vat_id(stated: &str) -> String {
     stated.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// Whether an invoice line is a note or section heading rather than something invoiced: it bills
+/// nothing (net amount 0) and states no quantity, or a quantity of 0. Generators such as Odoo put
+/// headings and remarks among the lines this way. A zero-priced item with a quantity is a real
+/// line and stays; either way the totals are the document's own.
+pub(crate) fn is_note_line(net_amount: Decimal, quantity: Option<Decimal>) -> bool {
+    net_amount.is_zero() && quantity.is_none_or(|quantity| quantity.is_zero())
+}
+
 /// The seller's account from the document's payment means, given as (means code, account)
 /// pairs: the first account of a credit-transfer means, else the first account at all. Direct
 /// debits name the buyer's account elsewhere and never reach this function.
@@ -109,6 +117,15 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
+
+    #[test]
+    fn note_lines_bill_nothing_and_have_no_quantity() {
+        assert!(is_note_line(dec!(0.00), None));
+        assert!(is_note_line(dec!(0), Some(dec!(0.00))));
+        assert!(!is_note_line(dec!(0), Some(dec!(3))), "a zero-priced item is a real line");
+        assert!(!is_note_line(dec!(12.50), None));
+        assert!(!is_note_line(dec!(-5), Some(dec!(0))));
+    }
 
     #[test]
     fn type_codes() {

@@ -93,7 +93,7 @@ fn payee_account(root: Node<'_, '_>) -> Option<String> {
 }
 
 /// One `cac:InvoiceLine` / `cac:CreditNoteLine`; `None` (with a warning) when it states no net
-/// amount.
+/// amount, and `None` for a note or section line that invoices nothing.
 fn line(
     node: Node<'_, '_>,
     quantity_path: &str,
@@ -103,12 +103,16 @@ fn line(
         warnings.push(format!("invoice line at {} states no net amount; left out of the lines", position(node)));
         return Ok(None);
     };
+    let quantity = decimal_at(node, quantity_path)?;
+    if fields::is_note_line(net_amount, quantity) {
+        return Ok(None);
+    }
     let base_quantity = decimal_at(node, "cac:Price/cbc:BaseQuantity")?;
     let category = text_at(node, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID");
     let stated_rate = decimal_at(node, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent")?;
     Ok(Some(InvoiceLine {
         description: text_at(node, "cac:Item/cbc:Name").or_else(|| text_at(node, "cac:Item/cbc:Description")),
-        quantity: decimal_at(node, quantity_path)?,
+        quantity,
         unit_price: decimal_at(node, "cac:Price/cbc:PriceAmount")?.map(|price| per_unit(price, base_quantity)),
         net_amount,
         vat_rate: fields::vat_rate(category.as_deref(), stated_rate),
@@ -260,6 +264,24 @@ mod tests {
         assert_eq!(line.unit_price, Some(dec!(25)));
         assert_eq!(line.vat_rate, Some(dec!(19)));
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn section_lines_are_left_out() {
+        let line = |quantity: &str, amount: &str, name: &str| {
+            format!(
+                r#"<agg:InvoiceLine><bas:InvoicedQuantity>{quantity}</bas:InvoicedQuantity>
+    <bas:LineExtensionAmount currencyID="EUR">{amount}</bas:LineExtensionAmount>
+    <agg:Item><bas:Name>{name}</bas:Name></agg:Item></agg:InvoiceLine>"#
+            )
+        };
+        let lines =
+            [line("0.00", "0.00", "--- Food ---"), line("1", "100.00", "Bread"), line("2", "0.00", "Free sample")];
+        let body = format!("{TOTALS}{}", lines.concat());
+        let p = parse(invoice("Invoice", &body).as_bytes()).expect("valid");
+        let names: Vec<_> = p.lines.iter().map(|l| l.description.as_deref()).collect();
+        assert_eq!(names, [Some("Bread"), Some("Free sample")]);
+        assert_eq!(p.totals.gross, Some(dec!(119)));
     }
 
     #[test]

@@ -14,6 +14,10 @@ const FACTUR_X_TEXT_OVERALL_FLOOR: f64 = 0.99;
 /// invoice2data's vendor PDFs and scan through text and OCR (`--ignore-embedded`), every mapped
 /// field (invoice2data itself: 86 % on its own fields). Reached: 31 of 33.
 const INVOICE2DATA_TEXT_OVERALL_FLOOR: f64 = 0.93;
+/// invoice2data's folder as the worker reads it: the embedded e-invoice where there is one (with
+/// the gaps it leaves filled from the visible text), else text and OCR. Reached: 31 of 33; both
+/// misses are the Flipkart scan (supplier name, invoice number).
+const INVOICE2DATA_OVERALL_FLOOR: f64 = 0.93;
 
 fn evaluate_folder(folder: &str, ignore_embedded: bool) -> Report {
     let options = ExtractOptions { ignore_embedded, ..ExtractOptions::default() };
@@ -45,6 +49,13 @@ fn invoice2data_text_route_meets_its_floor() {
     let report = evaluate_folder("invoice2data", true);
     assert_eq!(report.documents.len(), 4, "{}", report.table());
     assert_floor("all fields", &report.overall(), INVOICE2DATA_TEXT_OVERALL_FLOOR, &report);
+}
+
+#[test]
+fn invoice2data_meets_its_floor() {
+    let report = evaluate_folder("invoice2data", false);
+    assert_eq!(report.documents.len(), 4, "{}", report.table());
+    assert_floor("all fields", &report.overall(), INVOICE2DATA_OVERALL_FLOOR, &report);
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! PDF → booking proposal: the embedded e-invoice when there is one (Factur-X, ZUGFeRD,
-//! XRechnung), else the text layer read with its layout, and OCR for pages that are images.
+//! XRechnung), with the gaps it leaves filled from the visible text, else the text layer read
+//! with its layout, and OCR for pages that are images.
 //!
 //! Nothing parses the PDF inside the worker. A quick look at the bytes refuses what is not a
 //! PDF or is encrypted; poppler's tools then run in [`crate::sandbox`] on a private copy in a
 //! temporary directory, so a damaged or hostile file fails only its own job.
 
 mod attachments;
+mod gaps;
 
 use std::path::Path;
 
@@ -44,7 +46,13 @@ pub(crate) fn read(bytes: &[u8], options: &ExtractOptions) -> Result<BookingProp
     let mut notes = Vec::new();
     if !options.ignore_embedded {
         match attachments::embedded_invoice(dir, &budget)? {
-            attachments::Embedded::Invoice(proposal) => return Ok(*proposal),
+            attachments::Embedded::Invoice(proposal) => {
+                let mut proposal = *proposal;
+                if let Some(visible) = visible_text(dir, &budget, info.pages) {
+                    gaps::fill_from_visible_text(&mut proposal, visible);
+                }
+                return Ok(proposal);
+            }
             attachments::Embedded::Unusable(note) => notes.push(note),
             attachments::Embedded::None => {}
         }
@@ -71,6 +79,15 @@ pub(crate) fn read(bytes: &[u8], options: &ExtractOptions) -> Result<BookingProp
     }
     proposal.warnings.extend(notes);
     Ok(proposal)
+}
+
+/// The text route on the visible text of a PDF whose embedded e-invoice was read, to fill the
+/// gaps the XML leaves. Best effort: pages without text are not OCR'd, and any failure (no text,
+/// nothing an invoice has, the budget spent) leaves the XML's proposal as it is.
+fn visible_text(dir: &Path, budget: &Budget, pages: u32) -> Option<BookingProposal> {
+    let pages = text_layer(dir, budget, pages).ok()?;
+    budget.check().ok()?;
+    text::read(&pages, SourceFormat::PdfText).ok()
 }
 
 /// Refuses, without starting any tool, what is not a PDF at all or declares encryption.
