@@ -6,20 +6,29 @@
 //!
 //! The rule, per lane:
 //! - **Work, not messages.** Every document is worth [`work_units`] (pages, plus its size in
-//!   MiB). The seconds one unit costs are learned from completed jobs: a moving average of
-//!   durations weighted by units, so one 60-page document counts sixty times a one-pager.
-//! - **Demand.** Arrivals bring `rate × cost` seconds of work per second: that many workers are
-//!   busy in the steady state (`R`). On top come `headroom × √R` spare workers (square-root
-//!   staffing: enough that jobs rarely queue) or, when more, the workers that drain the backlog
-//!   (visible jobs, and half the work of the jobs in flight) within the *drain budget*: what is
-//!   left of the latency target after a new worker's start-up, but never less than the start-up
-//!   itself (a worker busy for less than its own start-up costs more than it saves).
-//! - **Up at once, down slowly.** A higher demand is applied in the same decision (optionally by
-//!   at most `max_scale_up_step`). A lower one only when it held for the whole stabilisation
-//!   window: the policy outputs the highest demand of the window, like the Kubernetes HPA.
+//!   MiB). The seconds one unit costs are learned from completed jobs: moving averages of
+//!   durations and of units, so a 60-page document weighs sixty times a one-pager.
+//! - **Load.** Arrivals bring `rate × cost` seconds of work per second: that many workers are
+//!   busy in the steady state. The policy staffs that load with Erlang C (M/M/n): the fewest
+//!   workers with which at most `1 - target_quantile` of the jobs wait longer than the latency
+//!   target. The rate is averaged over at least the last [`ARRIVALS_AVERAGED`] arrivals, and
+//!   arrivals beyond what a Poisson stream plausibly brings count as a burst, not as rate: a
+//!   burst already waits in the backlog and must not be provisioned twice.
+//! - **Backlog.** Waiting work that the workers up now cannot absorb before new ones are up is
+//!   drained within the *drain budget*: what the latency target leaves after a start-up, but at
+//!   least [`MIN_DRAIN_STARTUPS`] start-ups (a worker started for less work costs more than it
+//!   saves).
+//! - **Up at once**, when the workers cannot meet the target (even the low end of the rate
+//!   estimate needs more, or the backlog alone would wait longer than the target). At most
+//!   `max_scale_up_step` at a time, if set.
+//! - **Down slowly.** The policy keeps the highest level of the stabilisation window (the high
+//!   end of the rate estimate, or the backlog's drain), like the Kubernetes HPA, and scales down
+//!   only once the surplus since the last change (workers above that level, times the time)
+//!   makes the action worth it (`scale_down_min_saving_worker_secs`): many surplus workers go
+//!   soon, a single one waits.
 //! - **Never below the busy workers.** Scale-in removes idle workers only.
-//! - **Scale to zero** (optional): after `idle_before_zero_secs` without any job, and back from
-//!   zero once `activation_backlog_jobs` wait (or one has waited half the latency target).
+//! - **Scale to zero** (optional): after `idle_before_zero_secs` without any job; back from zero
+//!   once `activation_backlog_jobs` wait, or one has waited half the latency target.
 //!
 //! [`Decision::record`] logs a decision and exports it as metrics, with its reason.
 
@@ -33,6 +42,20 @@ use tracing::{debug, info};
 
 /// Bytes of a document that count as one unit of work (one page).
 pub const BYTES_PER_WORK_UNIT: f64 = 1_048_576.0;
+
+/// A new worker should have at least this many start-up delays' worth of backlog to work on.
+pub const MIN_DRAIN_STARTUPS: f64 = 3.0;
+
+/// Arrivals the rate average spans at least (sparse large documents would otherwise make the
+/// estimate jump with every arrival).
+pub const ARRIVALS_AVERAGED: f64 = 20.0;
+
+/// Longest time constant of the rate average, in seconds.
+const MAX_RATE_WINDOW_SECS: f64 = 1800.0;
+/// Arrivals beyond what a Poisson stream plausibly brings within this many seconds are a burst.
+const BURST_HORIZON_SECS: f64 = 30.0;
+/// Time constant of the burst rate, in seconds.
+const BURST_WINDOW_SECS: f64 = 10.0;
 
 /// The work a document represents, in units: its pages (at least one) plus its size in MiB.
 /// Extraction cost grows with pages (text, OCR) and with bytes (parsing); a message count sees
@@ -57,13 +80,16 @@ pub struct LaneScalingConfig {
     pub min_workers: usize,
     /// Workers never exceeded, whatever the demand (the budget's ceiling).
     pub max_workers: usize,
-    /// Longest acceptable wait of a job between arrival and start.
+    /// Acceptable wait of a job between arrival and start.
     pub latency_target_secs: u64,
-    /// A lower demand must hold this long before workers are removed.
+    /// Share of the jobs that should start within the latency target; sets the spare workers.
+    pub target_quantile: f64,
+    /// A lower level must hold this long before workers are removed.
     pub scale_down_stabilisation_secs: u64,
-    /// Scale down only by at least this fraction of the workers (at least one): smaller savings
-    /// are not worth an action.
-    pub scale_down_min_step: f64,
+    /// Surplus worker-seconds (workers above the level the lane would scale down to, times the
+    /// time) since the last change that make a scale-down worth an action: many surplus
+    /// workers go soon, a single one waits.
+    pub scale_down_min_saving_worker_secs: u64,
     /// Remove every worker after `idle_before_zero_secs` without any job.
     pub scale_to_zero: bool,
     /// How long a lane must be idle (no job waiting, running or arriving) before it scales to zero.
@@ -71,19 +97,14 @@ pub struct LaneScalingConfig {
     /// Waiting jobs that wake a lane at zero workers. A job that waited half the latency target
     /// wakes it too, so a lone job is never stranded.
     pub activation_backlog_jobs: usize,
-    /// Weight of a new completion in the moving average of the cost per unit (0 < w ≤ 1).
+    /// Weight of a new completion in the moving averages of the cost (0 < w ≤ 1).
     pub cost_ewma_weight: f64,
     /// Seconds per unit of work assumed until the first completions are seen.
     pub initial_cost_secs_per_unit: f64,
-    /// Time constant of the arrival-rate average, in seconds.
+    /// Shortest time constant of the arrival-rate average, in seconds.
     pub arrival_window_secs: u64,
     /// Expected time from asking for a worker to its first job.
     pub startup_delay_secs: u64,
-    /// Share of jobs that should start within the latency target; sets the spare workers.
-    pub target_quantile: f64,
-    /// A scale-up adds at least this fraction of the workers (at least one), so a rising load
-    /// takes a few large steps rather than many small ones.
-    pub scale_up_min_step: f64,
     /// At most this many workers added in one decision; `None`: no limit.
     pub max_scale_up_step: Option<usize>,
 }
@@ -94,8 +115,9 @@ impl Default for ScalingConfig {
             small: LaneScalingConfig::default(),
             large: LaneScalingConfig {
                 min_workers: 0,
-                latency_target_secs: 180,
+                latency_target_secs: 900,
                 scale_to_zero: true,
+                activation_backlog_jobs: 3,
                 ..LaneScalingConfig::default()
             },
         }
@@ -107,18 +129,17 @@ impl Default for LaneScalingConfig {
         LaneScalingConfig {
             min_workers: 1,
             max_workers: 100,
-            latency_target_secs: 30,
-            scale_down_stabilisation_secs: 60,
-            scale_down_min_step: 0.2,
+            latency_target_secs: 90,
+            target_quantile: 0.8,
+            scale_down_stabilisation_secs: 30,
+            scale_down_min_saving_worker_secs: 100,
             scale_to_zero: false,
-            idle_before_zero_secs: 120,
+            idle_before_zero_secs: 60,
             activation_backlog_jobs: 1,
             cost_ewma_weight: 0.05,
             initial_cost_secs_per_unit: 5.0,
             arrival_window_secs: 60,
             startup_delay_secs: 20,
-            target_quantile: 0.95,
-            scale_up_min_step: 0.5,
             max_scale_up_step: None,
         }
     }
@@ -176,20 +197,14 @@ impl LaneScalingConfig {
         if self.latency_target_secs == 0 {
             return Err(("latency_target_secs", "must be greater than zero"));
         }
+        if !(0.5..1.0).contains(&self.target_quantile) {
+            return Err(("target_quantile", "must be at least 0.5 and below 1"));
+        }
         if !(self.cost_ewma_weight > 0.0 && self.cost_ewma_weight <= 1.0) {
-            return Err(("cost_ewma_weight", "must be in (0, 1]"));
+            return Err(("cost_ewma_weight", "must be above 0 and at most 1"));
         }
         if !(self.initial_cost_secs_per_unit.is_finite() && self.initial_cost_secs_per_unit > 0.0) {
             return Err(("initial_cost_secs_per_unit", "must be a positive number"));
-        }
-        if !(0.0..1.0).contains(&self.scale_down_min_step) {
-            return Err(("scale_down_min_step", "must be in [0, 1)"));
-        }
-        if !(0.5..1.0).contains(&self.target_quantile) {
-            return Err(("target_quantile", "must be in [0.5, 1)"));
-        }
-        if !(self.scale_up_min_step.is_finite() && self.scale_up_min_step >= 0.0) {
-            return Err(("scale_up_min_step", "must be zero or positive"));
         }
         if self.arrival_window_secs == 0 {
             return Err(("arrival_window_secs", "must be greater than zero"));
@@ -200,12 +215,16 @@ impl LaneScalingConfig {
         Ok(())
     }
 
-    /// Seconds a backlog may take to drain once new workers are up: the latency target minus
-    /// the start-up, but at least the start-up itself.
+    /// Seconds within which a backlog should be drained once new workers are up.
     fn drain_budget_secs(&self) -> f64 {
         let target = self.latency_target_secs as f64;
         let startup = self.startup_delay_secs as f64;
-        (target - startup).max(startup).max(1.0)
+        (target - startup).max(MIN_DRAIN_STARTUPS * startup).max(1.0)
+    }
+
+    /// Workers below which the lane does not go while active.
+    fn floor(&self) -> usize {
+        if self.scale_to_zero { self.min_workers.max(1) } else { self.min_workers }
     }
 }
 
@@ -225,7 +244,7 @@ pub struct LaneObservation {
     pub visible_jobs: u64,
     /// Their [`work_units`].
     pub visible_units: f64,
-    /// Jobs a worker is running.
+    /// Jobs a worker has received and not finished; their workers are busy with them.
     pub in_flight_jobs: u64,
     /// Their [`work_units`].
     pub in_flight_units: f64,
@@ -291,16 +310,17 @@ pub enum Reason {
     StepLimited { workers: usize, wanted: usize, step: usize },
     /// The demand exceeds `max_workers`.
     AtMaximum { max: usize, wanted: usize },
-    /// The demand fell, but not for the whole stabilisation window yet.
-    Stabilising { workers: usize, would: usize, window_secs: u64 },
-    /// The demand stayed lower for the whole stabilisation window.
-    ScaleDown { workers: usize, window_secs: u64 },
-    /// A lower level held for the window, but removing so few workers is not worth an action.
-    SmallStep { workers: usize, would: usize, min_step: usize },
-    /// Scaling down stops at the workers running a job.
-    BusyFloor { busy: usize },
     /// The configured minimum.
     Minimum { min: usize },
+    /// The demand fell, but not for the whole stabilisation window yet.
+    Stabilising { workers: usize, would: usize, window_secs: u64 },
+    /// The demand stayed lower for the window, but the surplus so far does not make a
+    /// scale-down worth an action yet.
+    SavingTooSmall { workers: usize, would: usize, surplus_worker_secs: u64, threshold: u64 },
+    /// The demand stayed lower for the whole window.
+    ScaleDown { workers: usize, window_secs: u64 },
+    /// Scaling down stops at the workers running a job.
+    BusyFloor { busy: usize },
     /// No job for the idle period: every worker removed.
     ScaledToZero { idle_secs: u64 },
     /// At zero, with fewer waiting jobs than the activation threshold.
@@ -318,11 +338,11 @@ impl Reason {
             Reason::Demand { .. } => "demand",
             Reason::StepLimited { .. } => "step_limited",
             Reason::AtMaximum { .. } => "at_maximum",
-            Reason::Stabilising { .. } => "stabilising",
-            Reason::ScaleDown { .. } => "scale_down",
-            Reason::SmallStep { .. } => "small_step",
-            Reason::BusyFloor { .. } => "busy_floor",
             Reason::Minimum { .. } => "minimum",
+            Reason::Stabilising { .. } => "stabilising",
+            Reason::SavingTooSmall { .. } => "saving_too_small",
+            Reason::ScaleDown { .. } => "scale_down",
+            Reason::BusyFloor { .. } => "busy_floor",
             Reason::ScaledToZero { .. } => "scaled_to_zero",
             Reason::BelowActivation { .. } => "below_activation",
             Reason::Activated { .. } => "activated",
@@ -338,33 +358,32 @@ impl fmt::Display for Reason {
                 f,
                 "backlog of {backlog_work_secs:.0} s of work and arrivals of {arrival_work_per_sec:.1} s of work per \
                  second need {workers} {} to meet the {target_secs} s target",
-                plural(workers)
+                workers_noun(workers)
             ),
             Reason::StepLimited { workers, wanted, step } => {
                 write!(f, "scaling up by at most {step}: {workers} of the {wanted} workers needed")
             }
-            Reason::AtMaximum { max, wanted } => {
-                write!(f, "capped at the maximum of {max} workers ({wanted} needed)")
-            }
+            Reason::AtMaximum { max, wanted } => write!(f, "capped at the maximum of {max} workers ({wanted} needed)"),
+            Reason::Minimum { min } => write!(f, "keeping the minimum of {min} {}", workers_noun(min)),
             Reason::Stabilising { workers, would, window_secs } => write!(
                 f,
                 "holding {workers} {}: scale-down stabilisation {window_secs} s not elapsed ({would} would do)",
-                plural(workers)
+                workers_noun(workers)
+            ),
+            Reason::SavingTooSmall { workers, would, surplus_worker_secs, threshold } => write!(
+                f,
+                "holding {workers} {}: {would} would do, but the {surplus_worker_secs} surplus worker-seconds so far \
+                 are less than the {threshold} that make a scale-down worth an action",
+                workers_noun(workers)
             ),
             Reason::ScaleDown { workers, window_secs } => write!(
                 f,
                 "scaling down to {workers} {}: the demand stayed at or below that for {window_secs} s",
-                plural(workers)
-            ),
-            Reason::SmallStep { workers, would, min_step } => write!(
-                f,
-                "holding {workers} {}: {would} would do, but steps under {min_step} are not worth an action",
-                plural(workers)
+                workers_noun(workers)
             ),
             Reason::BusyFloor { busy } => {
-                write!(f, "keeping {busy} busy {}: scale-in removes only idle workers", plural(busy))
+                write!(f, "keeping {busy} busy {}: scale-in removes only idle workers", workers_noun(busy))
             }
-            Reason::Minimum { min } => write!(f, "keeping the minimum of {min} {}", plural(min)),
             Reason::ScaledToZero { idle_secs } => write!(f, "scaled to zero after {idle_secs} s idle"),
             Reason::BelowActivation { waiting, threshold } => write!(
                 f,
@@ -375,35 +394,35 @@ impl fmt::Display for Reason {
                 f,
                 "activating from zero: {waiting} waiting {} need {workers} {}",
                 if waiting == 1 { "job" } else { "jobs" },
-                plural(workers)
+                workers_noun(workers)
             ),
             Reason::IdleAtZero => f.write_str("idle at zero"),
         }
     }
 }
 
-fn plural(n: usize) -> &'static str {
+fn workers_noun(n: usize) -> &'static str {
     if n == 1 { "worker" } else { "workers" }
 }
 
-/// Seconds per unit of work: exponentially weighted averages of durations and of units, so
-/// each job weighs by its size.
+/// The cost of work: exponentially weighted averages of job durations and of job units, so
+/// each job weighs by its size in the seconds per unit.
 #[derive(Debug, Clone)]
 struct CostModel {
     weight: f64,
     secs: f64,
     units: f64,
     seen: bool,
-    initial: f64,
+    initial_secs_per_unit: f64,
 }
 
 impl CostModel {
-    fn new(weight: f64, initial: f64) -> CostModel {
-        CostModel { weight, secs: 0.0, units: 0.0, seen: false, initial }
+    fn new(weight: f64, initial_secs_per_unit: f64) -> CostModel {
+        CostModel { weight, secs: 0.0, units: 0.0, seen: false, initial_secs_per_unit }
     }
 
     fn observe(&mut self, completion: &Completion) {
-        if !(completion.units > 0.0) {
+        if completion.units.is_nan() || completion.units <= 0.0 {
             return;
         }
         let secs = completion.duration.as_secs_f64();
@@ -416,66 +435,115 @@ impl CostModel {
     }
 
     fn secs_per_unit(&self) -> f64 {
-        if self.seen && self.units > 0.0 { self.secs / self.units } else { self.initial }
+        if self.seen && self.units > 0.0 { self.secs / self.units } else { self.initial_secs_per_unit }
     }
 
-    /// The average duration of a job (`units_per_job` units before the first completion).
+    /// The average duration of a job (of `units_per_job` units before the first completion).
     fn job_secs(&self, units_per_job: f64) -> f64 {
-        if self.seen { self.secs } else { self.initial * units_per_job }
+        if self.seen { self.secs } else { self.initial_secs_per_unit * units_per_job }
     }
 }
 
 /// Arrivals in units per second, averaged with a time constant (irregular sampling is fine).
 ///
-/// - The time constant is at least `arrival_window_secs` and long enough to span about
-///   [`ARRIVALS_AVERAGED`] arrivals: sparse large documents would otherwise make the estimate
-///   jump with every arrival.
+/// - The time constant is at least `arrival_window_secs` and spans about
+///   [`ARRIVALS_AVERAGED`] arrivals.
 /// - A burst is work that already waits in the backlog, where the policy sees it; counted in
 ///   the rate as well, it would be provisioned twice (and kept for a whole time constant). So
-///   an observation counts only as many jobs as a Poisson stream at the current rate could
-///   plausibly bring (mean + 4 standard deviations + 2); the rest is the *burst rate*, averaged
-///   over [`BURST_WINDOW_SECS`]: work that may keep coming while new workers start.
+///   the rate counts only as many jobs as a Poisson stream at the current rate plausibly brings
+///   (mean + 4 standard deviations + 2) within the observation and within
+///   [`BURST_HORIZON_SECS`] (a token bucket); the rest
+///   is the *burst rate*, averaged over [`BURST_WINDOW_SECS`]: work that may keep coming while
+///   new workers start.
 #[derive(Debug, Clone)]
 struct RateEstimate {
     min_window_secs: f64,
     units_per_sec: f64,
-    /// Average units of an arriving job.
+    /// Average units of an arriving job, and of their squares (for the estimate's error).
     units_per_job: Option<f64>,
+    squared_units_per_job: f64,
+    /// The time constant last used.
+    window_secs: f64,
+    /// Jobs a Poisson stream at the current rate may still bring (the token bucket).
+    allowance_jobs: f64,
     burst_units_per_sec: f64,
+    /// How long the current burst has lasted: since the first of consecutive observations with
+    /// burst arrivals (`None`: no burst).
+    burst_secs: Option<f64>,
 }
-
-/// Arrivals the rate average spans at least.
-const ARRIVALS_AVERAGED: f64 = 20.0;
-/// Longest time constant of the rate average, in seconds.
-const MAX_RATE_WINDOW_SECS: f64 = 1800.0;
-/// Time constant of the burst rate, in seconds.
-const BURST_WINDOW_SECS: f64 = 10.0;
 
 impl RateEstimate {
     fn new(min_window_secs: f64) -> RateEstimate {
-        RateEstimate { min_window_secs, units_per_sec: 0.0, units_per_job: None, burst_units_per_sec: 0.0 }
+        RateEstimate {
+            min_window_secs,
+            units_per_sec: 0.0,
+            units_per_job: None,
+            squared_units_per_job: 0.0,
+            window_secs: min_window_secs,
+            allowance_jobs: 0.0,
+            burst_units_per_sec: 0.0,
+            burst_secs: None,
+        }
     }
 
     fn observe(&mut self, jobs: u64, units: f64, elapsed_secs: f64) {
         if jobs > 0 {
-            let mean = units / jobs as f64;
-            let weight = 1.0 - 0.95f64.powf(jobs as f64);
-            let average = self.units_per_job.get_or_insert(mean);
-            *average += weight * (mean - *average);
+            self.observe_sizes(jobs, units);
         }
         if elapsed_secs <= 0.0 {
             return;
         }
-        let units_per_job = self.units_per_job.unwrap_or(1.0).max(1e-9);
-        let jobs_per_sec = self.units_per_sec / units_per_job;
-        let expected_jobs = jobs_per_sec * elapsed_secs;
-        let plausible_jobs = expected_jobs + 4.0 * expected_jobs.sqrt() + 2.0;
-        let counted = if jobs as f64 > plausible_jobs { units * plausible_jobs / jobs as f64 } else { units };
-        let window = (ARRIVALS_AVERAGED / jobs_per_sec.max(1e-9)).clamp(self.min_window_secs, MAX_RATE_WINDOW_SECS);
-        let alpha = 1.0 - (-elapsed_secs / window).exp();
-        self.units_per_sec += alpha * (counted / elapsed_secs - self.units_per_sec);
+        let jobs_per_sec = self.jobs_per_sec();
+        let plausible = |secs: f64| {
+            let mean = jobs_per_sec * secs;
+            mean + 4.0 * mean.sqrt() + 2.0
+        };
+        let horizon_jobs = plausible(BURST_HORIZON_SECS);
+        self.allowance_jobs =
+            (self.allowance_jobs + horizon_jobs * elapsed_secs / BURST_HORIZON_SECS).min(horizon_jobs);
+        let counted_jobs = (jobs as f64).min(self.allowance_jobs).min(plausible(elapsed_secs));
+        self.allowance_jobs -= counted_jobs;
+        let counted_units = if jobs > 0 { units * counted_jobs / jobs as f64 } else { 0.0 };
+
+        self.window_secs =
+            (ARRIVALS_AVERAGED / jobs_per_sec.max(1e-9)).clamp(self.min_window_secs, MAX_RATE_WINDOW_SECS);
+        let alpha = 1.0 - (-elapsed_secs / self.window_secs).exp();
+        self.units_per_sec += alpha * (counted_units / elapsed_secs - self.units_per_sec);
+        let burst_units = units - counted_units;
         let alpha = 1.0 - (-elapsed_secs / BURST_WINDOW_SECS).exp();
-        self.burst_units_per_sec += alpha * ((units - counted) / elapsed_secs - self.burst_units_per_sec);
+        self.burst_units_per_sec += alpha * (burst_units / elapsed_secs - self.burst_units_per_sec);
+        self.burst_secs = match self.burst_secs {
+            _ if burst_units <= 0.0 => None,
+            None => Some(0.0),
+            Some(lasted) => Some(lasted + elapsed_secs),
+        };
+    }
+
+    /// Burst work units still expected within `horizon_secs`: a burst that has lasted `d`
+    /// seconds is assumed to go on for about `d` more (a one-off upload, none).
+    fn burst_units_within(&self, horizon_secs: f64) -> f64 {
+        self.burst_units_per_sec * self.burst_secs.unwrap_or(0.0).min(horizon_secs)
+    }
+
+    fn observe_sizes(&mut self, jobs: u64, units: f64) {
+        let mean = units / jobs as f64;
+        let weight = 1.0 - 0.95f64.powf(jobs as f64);
+        let average = self.units_per_job.get_or_insert(mean);
+        *average += weight * (mean - *average);
+        if self.squared_units_per_job == 0.0 {
+            self.squared_units_per_job = mean * mean;
+        }
+        self.squared_units_per_job += weight * (mean * mean - self.squared_units_per_job);
+    }
+
+    fn jobs_per_sec(&self) -> f64 {
+        self.units_per_sec / self.units_per_job.unwrap_or(1.0).max(1e-9)
+    }
+
+    /// The standard error of `units_per_sec`: Poisson arrivals of random sizes averaged over the
+    /// time constant (variance = rate × E[units²] / 2τ).
+    fn standard_error(&self) -> f64 {
+        (self.jobs_per_sec() * self.squared_units_per_job / (2.0 * self.window_secs)).sqrt()
     }
 }
 
@@ -500,23 +568,24 @@ impl WindowMax {
     }
 }
 
-/// The demand of one observation, before stabilisation.
+/// What one observation asks for, before bounds and stabilisation.
 #[derive(Debug, Clone, Copy)]
 struct Demand {
-    /// Workers without which the latency target is missed (for the arrivals, or for the backlog
-    /// on its own). Fewer trigger a scale-up.
+    /// Fewer workers miss the target: the low end of the rate estimate needs more, or the
+    /// backlog alone would wait longer than the target. Triggers a scale-up.
     needed: usize,
-    /// Workers for the arrivals, with spare capacity: stabilised over the window.
+    /// Workers for the arrivals, with spare: what a scale-up goes to.
     load: usize,
-    /// Workers for the arrivals and draining the backlog within the budget: not stabilised, a
-    /// drained backlog is gone.
+    /// The same for the high end of the rate estimate: kept over the window.
+    load_high: usize,
+    /// Workers for the arrivals and the backlog's drain within the budget.
     drain: usize,
     backlog_work_secs: f64,
     arrival_work_per_sec: f64,
 }
 
 /// The scaling policy of one lane: its settings and what it learned (cost per unit, arrival
-/// rate, the demand over the stabilisation window).
+/// rate, the levels of the stabilisation window).
 #[derive(Debug, Clone)]
 pub struct ScalingPolicy {
     config: LaneScalingConfig,
@@ -530,10 +599,15 @@ pub struct ScalingPolicy {
     last: Option<f64>,
     /// When the lane last had a job waiting, running or arriving.
     last_activity: f64,
+    /// Seconds since the previous decision.
+    elapsed_secs: f64,
+    /// Worker-seconds a scale-down would have saved since the last change of workers.
+    surplus_worker_secs: f64,
 }
 
 impl ScalingPolicy {
-    /// A policy that assumes the lane starts with its minimum of workers.
+    /// A policy that assumes the lane starts with its minimum of workers (zero if it may
+    /// scale to zero).
     pub fn new(config: LaneScalingConfig) -> ScalingPolicy {
         let current = if config.scale_to_zero { 0 } else { config.min_workers };
         ScalingPolicy {
@@ -544,6 +618,8 @@ impl ScalingPolicy {
             started: None,
             last: None,
             last_activity: 0.0,
+            elapsed_secs: 0.0,
+            surplus_worker_secs: 0.0,
             config,
         }
     }
@@ -575,6 +651,9 @@ impl ScalingPolicy {
         } else {
             self.decide_active(now, observation)
         };
+        if desired != previous {
+            self.surplus_worker_secs = 0.0;
+        }
         self.current = desired;
         Decision { desired, previous, reason }
     }
@@ -583,31 +662,31 @@ impl ScalingPolicy {
         for completion in &observation.completions {
             self.cost.observe(completion);
         }
-        let elapsed = self.last.map_or(0.0, |last| (now - last).max(0.0));
-        self.arrivals.observe(observation.arrived_jobs, observation.arrived_units, elapsed);
+        self.elapsed_secs = self.last.map_or(0.0, |last| (now - last).max(0.0));
+        self.arrivals.observe(observation.arrived_jobs, observation.arrived_units, self.elapsed_secs);
         self.started.get_or_insert(now);
         self.last = Some(now);
-        let active = observation.visible_jobs + observation.in_flight_jobs + observation.arrived_jobs > 0;
-        if active {
+        if observation.visible_jobs + observation.in_flight_jobs + observation.arrived_jobs > 0 {
             self.last_activity = now;
         }
     }
 
     fn decide_with_zero(&mut self, now: f64, observation: &LaneObservation) -> (usize, Reason) {
-        let idle_secs = now - self.last_activity;
         if self.current == 0 {
             let waiting = observation.visible_jobs;
             let overdue = observation.oldest_wait.as_secs_f64() * 2.0 >= self.config.latency_target_secs as f64;
             if waiting == 0 {
                 return (0, Reason::IdleAtZero);
             }
-            if (waiting as usize) < self.config.activation_backlog_jobs && !overdue {
-                return (0, Reason::BelowActivation { waiting, threshold: self.config.activation_backlog_jobs });
+            let threshold = self.config.activation_backlog_jobs;
+            if waiting < threshold as u64 && !overdue {
+                return (0, Reason::BelowActivation { waiting, threshold });
             }
             let (workers, _) = self.decide_active(now, observation);
             let workers = workers.max(1);
             return (workers, Reason::Activated { workers, waiting });
         }
+        let idle_secs = now - self.last_activity;
         if idle_secs >= self.config.idle_before_zero_secs as f64 && observation.busy_workers == 0 {
             self.recent.entries.clear();
             return (0, Reason::ScaledToZero { idle_secs: self.config.idle_before_zero_secs });
@@ -615,61 +694,79 @@ impl ScalingPolicy {
         self.decide_active(now, observation)
     }
 
-    /// The decision of a lane that has (or gets) workers: up at once when the workers cannot
-    /// meet the target; down when the load stayed lower for the window (a drained backlog
-    /// needs no window: it is gone) and the step saves enough to be worth an action.
+    /// The decision of a lane that has (or gets) workers.
     fn decide_active(&mut self, now: f64, observation: &LaneObservation) -> (usize, Reason) {
-        let floor = if self.config.scale_to_zero { self.config.min_workers.max(1) } else { self.config.min_workers };
-        let max = self.config.max_workers;
         let demand = self.demand(observation);
-        let load_level = demand.load.clamp(floor, max);
-        let level = demand.load.max(demand.drain).clamp(floor, max);
-        let load_window_max = self.recent.push(now, load_level);
-        let current = self.current;
-        let wanted = demand.load.max(demand.drain);
-        let level_reason = |workers: usize| {
-            if wanted > max {
-                Reason::AtMaximum { max, wanted }
-            } else if wanted < floor {
-                Reason::Minimum { min: floor }
-            } else {
-                Reason::Demand {
-                    workers,
-                    backlog_work_secs: demand.backlog_work_secs,
-                    arrival_work_per_sec: demand.arrival_work_per_sec,
-                    target_secs: self.config.latency_target_secs,
-                }
-            }
-        };
+        let (floor, max, current) = (self.config.floor(), self.config.max_workers, self.current);
+        let drain = demand.drain.clamp(floor, max);
+        let level = demand.load.clamp(floor, max).max(drain);
+        let hold = self.recent.push(now, demand.load_high.clamp(floor, max).max(drain));
+        let lower = hold.max(observation.busy_workers.min(current));
+        self.surplus_worker_secs += current.saturating_sub(lower) as f64 * self.elapsed_secs;
         if (demand.needed > current || current < floor) && level > current {
-            let min_step = ((current as f64 * self.config.scale_up_min_step).ceil() as usize).max(1);
-            let level = level.max(current + min_step).min(max);
-            return match self.config.max_scale_up_step {
-                Some(step) if level > current + step => {
-                    (current + step, Reason::StepLimited { workers: current + step, wanted: level, step })
-                }
-                _ => (level, level_reason(level)),
-            };
+            return self.scale_up(current, level, &demand);
         }
-        if level >= current {
-            return (current, level_reason(current));
+        if hold >= current {
+            let reason = if level >= current {
+                self.level_reason(current, &demand)
+            } else {
+                let window_secs = self.config.scale_down_stabilisation_secs;
+                Reason::Stabilising { workers: current, would: level, window_secs }
+            };
+            return (current, reason);
+        }
+        self.scale_down(now, current, hold, lower)
+    }
+
+    fn scale_up(&self, current: usize, level: usize, demand: &Demand) -> (usize, Reason) {
+        match self.config.max_scale_up_step {
+            Some(step) if level > current + step => {
+                (current + step, Reason::StepLimited { workers: current + step, wanted: level, step })
+            }
+            _ => (level, self.level_reason(level, demand)),
+        }
+    }
+
+    /// Down to the window's level, never below the busy workers, once the window is full and
+    /// the surplus makes it worth an action.
+    fn scale_down(&self, now: f64, current: usize, hold: usize, lower: usize) -> (usize, Reason) {
+        if lower >= current {
+            return (current, Reason::BusyFloor { busy: current });
         }
         let window_secs = self.config.scale_down_stabilisation_secs;
         let window_full = self.started.is_some_and(|started| now - started >= window_secs as f64);
-        let hold = load_window_max.max(level);
-        if hold >= current || !window_full {
-            return (current, Reason::Stabilising { workers: current, would: level, window_secs });
+        if !window_full {
+            return (current, Reason::Stabilising { workers: current, would: lower, window_secs });
         }
-        let busy = observation.busy_workers.min(current);
-        let lower = hold.max(busy);
-        let min_step = ((current as f64 * self.config.scale_down_min_step).ceil() as usize).max(1);
-        if current - lower < min_step {
-            return (current, Reason::SmallStep { workers: current, would: lower, min_step });
+        let threshold = self.config.scale_down_min_saving_worker_secs;
+        if self.surplus_worker_secs < threshold as f64 {
+            let surplus_worker_secs = self.surplus_worker_secs as u64;
+            return (
+                current,
+                Reason::SavingTooSmall { workers: current, would: lower, surplus_worker_secs, threshold },
+            );
         }
-        if busy > hold {
-            return (busy, Reason::BusyFloor { busy });
+        if lower > hold {
+            return (lower, Reason::BusyFloor { busy: lower });
         }
         (lower, Reason::ScaleDown { workers: lower, window_secs })
+    }
+
+    fn level_reason(&self, workers: usize, demand: &Demand) -> Reason {
+        let wanted = demand.load.max(demand.drain);
+        let (floor, max) = (self.config.floor(), self.config.max_workers);
+        if wanted > max {
+            Reason::AtMaximum { max, wanted }
+        } else if wanted < floor && workers == floor {
+            Reason::Minimum { min: floor }
+        } else {
+            Reason::Demand {
+                workers,
+                backlog_work_secs: demand.backlog_work_secs,
+                arrival_work_per_sec: demand.arrival_work_per_sec,
+                target_secs: self.config.latency_target_secs,
+            }
+        }
     }
 
     /// What the lane needs now, before bounds and stabilisation.
@@ -678,22 +775,25 @@ impl ScalingPolicy {
         let cost = self.cost.secs_per_unit();
         let target = config.latency_target_secs as f64;
         let startup = config.startup_delay_secs as f64;
-        let arrival_work_per_sec = self.arrivals.units_per_sec * cost;
+        let job_secs = self.cost.job_secs(self.arrivals.units_per_job.unwrap_or(1.0));
+        let staffing = |units_per_sec: f64| {
+            let load = units_per_sec.max(0.0) * cost;
+            erlang_c_staffing(load, job_secs, target, 1.0 - config.target_quantile, config.max_workers)
+        };
+        let rate = self.arrivals.units_per_sec;
+        let error = self.arrivals.standard_error();
+        let arrival_work_per_sec = rate * cost;
         // Jobs in flight are covered by their busy workers: the backlog is the waiting work.
         let backlog_work_secs = observation.visible_units * cost;
-        // A burst still arriving keeps arriving while new workers start.
-        let burst_work_secs = self.arrivals.burst_units_per_sec * cost * startup;
-        let job_secs = self.cost.job_secs(self.arrivals.units_per_job.unwrap_or(1.0));
-        let load =
-            erlang_c_staffing(arrival_work_per_sec, job_secs, target, 1.0 - config.target_quantile, config.max_workers);
-        // What the workers up now cannot absorb before new ones are up (their spare capacity
-        // works on it meanwhile) must be drained within the budget.
+        // A burst still arriving keeps arriving while new workers start; what the workers up
+        // now cannot absorb meanwhile (with their spare capacity) is drained within the budget.
+        let burst_work_secs = self.arrivals.burst_units_within(startup) * cost;
         let spare_now = (observation.ready_workers as f64 - arrival_work_per_sec).max(0.0);
         let left_after_startup = (backlog_work_secs + burst_work_secs - spare_now * startup).max(0.0);
         Demand {
-            // The backlog alone would take longer than the target to start on the workers we have.
-            needed: load.max(workers(backlog_work_secs / target)),
-            load,
+            needed: staffing(rate - error).max(workers(backlog_work_secs / target)),
+            load: staffing(rate),
+            load_high: staffing(rate + error),
             drain: workers(arrival_work_per_sec + left_after_startup / config.drain_budget_secs()),
             backlog_work_secs,
             arrival_work_per_sec,
@@ -702,15 +802,15 @@ impl ScalingPolicy {
 }
 
 /// The fewest workers with which at most `miss` of the jobs wait longer than `target_secs`,
-/// for a load of `load` busy workers and jobs of `job_secs` (M/M/n, Erlang C):
-/// P(wait > t) = C(n, load) × exp(-(n - load) × t / job_secs). At most `max` (then `max + 1`,
-/// so the caller sees the demand exceeds it).
+/// for a load of `load` busy workers and jobs of `job_secs` on average (M/M/n, Erlang C):
+/// P(wait > t) = C(n, load) × exp(-(n - load) × t / job_secs). Above `max` it answers
+/// `max + 1`, so the caller sees the demand exceeds the maximum.
 fn erlang_c_staffing(load: f64, job_secs: f64, target_secs: f64, miss: f64, max: usize) -> usize {
-    if !(load > 0.0) {
+    if load.is_nan() || load <= 0.0 {
         return 0;
     }
     let job_secs = job_secs.max(1e-3);
-    // Erlang B by recursion: B(0) = 1, B(n) = load B(n-1) / (n + load B(n-1)).
+    // Erlang B by recursion: B(0) = 1, B(n) = load B(n-1) / (n + load B(n-1)); C from B.
     let mut blocking = 1.0;
     for n in 1..=max {
         let n_f = n as f64;
@@ -739,6 +839,7 @@ mod tests {
         Duration::from_secs_f64(s)
     }
 
+    /// A lane with a 60 s target and a 20 s start-up: backlogs drain within 60 s.
     fn config() -> LaneScalingConfig {
         LaneScalingConfig {
             min_workers: 1,
@@ -755,8 +856,12 @@ mod tests {
         LaneObservation { visible_jobs: jobs, visible_units: jobs as f64 * units_each, ..LaneObservation::default() }
     }
 
+    fn idle(ready: usize) -> LaneObservation {
+        LaneObservation { ready_workers: ready, ..LaneObservation::default() }
+    }
+
     /// Runs the policy once a second from `from` to `to` (exclusive) with the same observation.
-    fn hold(policy: &mut ScalingPolicy, from: u64, to: u64, observation: &LaneObservation) -> Vec<Decision> {
+    fn run(policy: &mut ScalingPolicy, from: u64, to: u64, observation: &LaneObservation) -> Vec<Decision> {
         (from..to).map(|t| policy.decide(Duration::from_secs(t), observation)).collect()
     }
 
@@ -768,47 +873,74 @@ mod tests {
     }
 
     #[test]
+    fn erlang_c_staffing_matches_the_tables() {
+        // Erlang C(14, 10) = 0.174: 14 workers keep the waiting share under 20 %.
+        assert_eq!(erlang_c_staffing(10.0, 1.0, 0.0, 0.2, 100), 14);
+        // Allowing a 60 s wait on 12 s jobs, one spare worker is enough.
+        assert_eq!(erlang_c_staffing(10.0, 12.0, 60.0, 0.2, 100), 11);
+        assert_eq!(erlang_c_staffing(0.01, 12.0, 90.0, 0.2, 100), 1);
+        assert_eq!(erlang_c_staffing(0.0, 12.0, 90.0, 0.2, 100), 0);
+        assert_eq!(erlang_c_staffing(500.0, 12.0, 90.0, 0.2, 100), 101, "above the maximum");
+    }
+
+    #[test]
     fn a_burst_scales_up_in_one_decision() {
         let mut policy = ScalingPolicy::new(config());
-        hold(&mut policy, 0, 30, &LaneObservation::default());
-        // 400 one-unit jobs at 1 s each: 400 s of work, drained within 40 s (60 s target − 20 s
-        // start-up) needs 10 workers.
-        let decision = policy.decide(secs(30.0), &waiting(400, 1.0));
-        assert_eq!(decision.previous, 1);
-        assert_eq!(decision.desired, 10, "{}", decision.reason);
-        assert_eq!(decision.reason.kind(), "demand");
+        run(&mut policy, 0, 30, &idle(1));
+        // 600 one-unit jobs at 1 s each: 600 s of work, drained within 60 s, need 10 workers.
+        let decision = policy.decide(secs(30.0), &waiting(600, 1.0));
+        assert_eq!((decision.previous, decision.desired), (1, 10), "{}", decision.reason);
         assert_eq!(
             decision.reason.to_string(),
-            "backlog of 400 s of work and arrivals of 0.0 s of work per second need 10 workers to meet the 60 s target"
+            "backlog of 600 s of work and arrivals of 0.0 s of work per second need 10 workers to meet the 60 s target"
         );
     }
 
     #[test]
     fn a_quiet_period_scales_down_only_after_the_window() {
-        let mut policy = ScalingPolicy::new(config());
-        hold(&mut policy, 0, 200, &LaneObservation::default());
-        assert_eq!(policy.decide(secs(200.0), &waiting(400, 1.0)).desired, 10);
-        let quiet = LaneObservation { ready_workers: 10, ..LaneObservation::default() };
-        let held = hold(&mut policy, 201, 321, &quiet);
+        let mut policy = ScalingPolicy::new(LaneScalingConfig { scale_down_min_saving_worker_secs: 0, ..config() });
+        run(&mut policy, 0, 200, &idle(1));
+        assert_eq!(policy.decide(secs(200.0), &waiting(600, 1.0)).desired, 10);
+        let held = run(&mut policy, 201, 321, &idle(10));
         assert!(held.iter().all(|d| d.desired == 10), "held for the window");
-        let last = held.last().unwrap();
         assert_eq!(
-            last.reason.to_string(),
+            held.last().unwrap().reason.to_string(),
             "holding 10 workers: scale-down stabilisation 120 s not elapsed (1 would do)"
         );
-        let down = policy.decide(secs(321.0), &quiet);
+        let down = policy.decide(secs(321.0), &idle(10));
         assert_eq!(down.desired, 1, "{}", down.reason);
         assert_eq!(down.reason.kind(), "scale_down");
+    }
+
+    #[test]
+    fn one_idle_worker_waits_longer_for_its_scale_down_than_many() {
+        let config =
+            LaneScalingConfig { scale_down_stabilisation_secs: 10, scale_down_min_saving_worker_secs: 300, ..config() };
+        let mut policy = ScalingPolicy::new(config);
+        run(&mut policy, 0, 20, &idle(1));
+        assert_eq!(policy.decide(secs(20.0), &waiting(120, 1.0)).desired, 2);
+        // After the 10 s window, one surplus worker: 300 worker-seconds take 300 s.
+        let decisions = run(&mut policy, 21, 400, &idle(2));
+        let down_at = decisions.iter().position(|d| d.changed()).map(|i| i + 21);
+        assert_eq!(down_at, Some(330));
+        let waiting_reason = &decisions[100].reason;
+        assert_eq!(waiting_reason.kind(), "saving_too_small", "{waiting_reason}");
+
+        // Nine surplus workers: the same saving within 34 s of the window.
+        assert_eq!(policy.decide(secs(400.0), &waiting(600, 1.0)).desired, 10);
+        let decisions = run(&mut policy, 401, 500, &idle(10));
+        let down_at = decisions.iter().position(|d| d.changed()).map(|i| i + 401);
+        assert_eq!(down_at, Some(444));
     }
 
     #[test]
     fn flapping_input_produces_no_flapping_output() {
         let mut policy = ScalingPolicy::new(config());
         let mut outputs = Vec::new();
-        for t in 0..600u64 {
-            // Quiet, then a backlog alternating every 5 s between 400 units and nothing.
+        for t in 0..900u64 {
+            // Quiet, then a backlog alternating every 5 s between 600 units and nothing.
             let burst = t >= 50 && (t / 5) % 2 == 0;
-            let observation = if burst { waiting(400, 1.0) } else { LaneObservation::default() };
+            let observation = if burst { waiting(600, 1.0) } else { idle(outputs.last().copied().unwrap_or(1)) };
             outputs.push(policy.decide(Duration::from_secs(t), &observation).desired);
         }
         let changes = outputs.windows(2).filter(|w| w[0] != w[1]).count();
@@ -827,8 +959,8 @@ mod tests {
         };
         let mut policy = ScalingPolicy::new(config);
         assert_eq!(policy.initial_workers(), 0);
-        let idle = policy.decide(secs(0.0), &LaneObservation::default());
-        assert_eq!((idle.desired, idle.reason.kind()), (0, "idle_at_zero"));
+        let idle_at_zero = policy.decide(secs(0.0), &LaneObservation::default());
+        assert_eq!((idle_at_zero.desired, idle_at_zero.reason.kind()), (0, "idle_at_zero"));
 
         let few = policy.decide(secs(1.0), &waiting(4, 1.0));
         assert_eq!(few.desired, 0);
@@ -836,15 +968,14 @@ mod tests {
 
         let woken = policy.decide(secs(2.0), &waiting(5, 1.0));
         assert_eq!(woken.desired, 1, "{}", woken.reason);
-        assert_eq!(woken.reason.kind(), "activated");
+        assert_eq!(woken.reason.to_string(), "activating from zero: 5 waiting jobs need 1 worker");
 
         // Busy until t = 100, then idle: zero 300 s after the last job.
-        let busy = LaneObservation { in_flight_jobs: 1, in_flight_units: 1.0, busy_workers: 1, ..Default::default() };
-        hold(&mut policy, 3, 100, &busy);
-        let quiet = LaneObservation { ready_workers: 1, ..LaneObservation::default() };
-        let before = hold(&mut policy, 100, 399, &quiet);
+        let busy = LaneObservation { in_flight_jobs: 1, in_flight_units: 1.0, busy_workers: 1, ..idle(1) };
+        run(&mut policy, 3, 100, &busy);
+        let before = run(&mut policy, 100, 399, &idle(1));
         assert!(before.iter().all(|d| d.desired == 1));
-        let zero = policy.decide(secs(399.0), &quiet);
+        let zero = policy.decide(secs(399.0), &idle(1));
         assert_eq!(zero.desired, 0);
         assert_eq!(zero.reason.to_string(), "scaled to zero after 300 s idle");
     }
@@ -866,31 +997,23 @@ mod tests {
             |units: f64| (0..20).map(|_| Completion { duration: secs(units * 1.5), units }).collect::<Vec<_>>();
         let mut small = ScalingPolicy::new(config());
         let mut large = ScalingPolicy::new(config());
-        let learn_small = LaneObservation { completions: completions(1.0), ..LaneObservation::default() };
-        let learn_large = LaneObservation { completions: completions(40.0), ..LaneObservation::default() };
-        small.decide(secs(0.0), &learn_small);
-        large.decide(secs(0.0), &learn_large);
+        small.decide(secs(0.0), &LaneObservation { completions: completions(1.0), ..idle(1) });
+        large.decide(secs(0.0), &LaneObservation { completions: completions(40.0), ..idle(1) });
         assert!((small.secs_per_unit() - 1.5).abs() < 1e-9, "cost is learned per unit");
         assert!((large.secs_per_unit() - 1.5).abs() < 1e-9);
-        let few_small = small.decide(secs(1.0), &waiting(30, 1.0)).desired;
-        let few_large = large.decide(secs(1.0), &waiting(30, 40.0)).desired;
-        assert_eq!(few_small, 2, "45 s of work");
-        assert_eq!(few_large, 45, "1800 s of work");
+        // 30 one-pagers are 45 s of work: the one worker meets the target. 30 forty-page
+        // documents are 1800 s: 30 workers drain them within 60 s.
+        assert_eq!(small.decide(secs(1.0), &waiting(30, 1.0)).desired, 1);
+        assert_eq!(large.decide(secs(1.0), &waiting(30, 40.0)).desired, 30);
     }
 
     #[test]
     fn busy_workers_are_never_scaled_below() {
         let mut policy = ScalingPolicy::new(config());
-        assert_eq!(policy.decide(secs(0.0), &waiting(400, 1.0)).desired, 10);
-        // Nothing waits, 7 of the 10 are still busy with long jobs.
-        let busy = LaneObservation {
-            in_flight_jobs: 7,
-            in_flight_units: 7.0,
-            ready_workers: 10,
-            busy_workers: 7,
-            ..LaneObservation::default()
-        };
-        let decisions = hold(&mut policy, 1, 400, &busy);
+        assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, 10);
+        // Nothing waits; 7 of the 10 are still busy with long jobs.
+        let busy = LaneObservation { in_flight_jobs: 7, in_flight_units: 7.0, busy_workers: 7, ..idle(10) };
+        let decisions = run(&mut policy, 1, 400, &busy);
         assert!(decisions.iter().all(|d| d.desired >= 7));
         let last = decisions.last().unwrap();
         assert_eq!(last.desired, 7);
@@ -898,30 +1021,53 @@ mod tests {
     }
 
     #[test]
-    fn arrivals_alone_keep_the_steady_state_workers_plus_headroom() {
+    fn arrivals_alone_keep_the_busy_workers_plus_spare() {
         let mut policy = ScalingPolicy::new(config());
         let mut last = None;
-        for t in 0..600u64 {
-            // 16 one-unit jobs a second at 1 s each: 16 busy workers, plus √16 = 4 spare.
-            let observation = LaneObservation { arrived_jobs: 16, arrived_units: 16.0, ..Default::default() };
+        for t in 0..3600u64 {
+            // Ramping up over ten minutes to 16 one-unit jobs a second at 1 s each: 16 busy
+            // workers, plus one spare.
+            let jobs = (t * 16 / 600).min(16);
+            let observation = LaneObservation { arrived_jobs: jobs, arrived_units: jobs as f64, ..idle(1) };
             last = Some(policy.decide(Duration::from_secs(t), &observation));
         }
-        assert_eq!(last.unwrap().desired, 20);
+        let desired = last.unwrap().desired;
+        assert!((16..=17).contains(&desired), "within the estimate's error band: {desired}");
+    }
+
+    #[test]
+    fn a_burst_counts_as_backlog_not_as_rate() {
+        let mut estimate = RateEstimate::new(60.0);
+        for t in 0..1800 {
+            let jobs = u64::from(t % 2 == 0);
+            estimate.observe(jobs, jobs as f64, 1.0);
+        }
+        let steady = estimate.units_per_sec;
+        assert!((steady - 0.5).abs() < 0.05, "{steady}");
+        estimate.observe(500, 500.0, 1.0);
+        assert!(estimate.units_per_sec < steady * 1.5, "the rate barely moves: {}", estimate.units_per_sec);
+        assert!(estimate.burst_units_per_sec > 30.0, "the burst is seen: {}", estimate.burst_units_per_sec);
     }
 
     #[test]
     fn bounds_and_step_limit_are_reasons() {
         let mut policy = ScalingPolicy::new(LaneScalingConfig { max_workers: 8, ..config() });
-        let capped = policy.decide(secs(0.0), &waiting(4000, 1.0));
+        let capped = policy.decide(secs(0.0), &waiting(4020, 1.0));
         assert_eq!(capped.desired, 8);
-        assert_eq!(capped.reason.to_string(), "capped at the maximum of 8 workers (100 needed)");
+        assert_eq!(capped.reason.to_string(), "capped at the maximum of 8 workers (67 needed)");
 
         let mut policy = ScalingPolicy::new(LaneScalingConfig { max_scale_up_step: Some(4), ..config() });
-        let limited = policy.decide(secs(0.0), &waiting(400, 1.0));
+        let limited = policy.decide(secs(0.0), &waiting(600, 1.0));
         assert_eq!(limited.desired, 5);
         assert_eq!(limited.reason.kind(), "step_limited");
-        assert_eq!(policy.decide(secs(1.0), &waiting(400, 1.0)).desired, 9);
-        assert_eq!(policy.decide(secs(2.0), &waiting(400, 1.0)).desired, 10);
+        assert_eq!(policy.decide(secs(1.0), &waiting(600, 1.0)).desired, 9);
+        assert_eq!(policy.decide(secs(2.0), &waiting(600, 1.0)).desired, 10);
+    }
+
+    #[test]
+    fn decisions_can_be_recorded_without_a_recorder() {
+        let mut policy = ScalingPolicy::new(config());
+        policy.decide(secs(0.0), &waiting(600, 1.0)).record(Lane::Small);
     }
 
     #[test]

@@ -113,7 +113,6 @@ pub(crate) struct Engine<'a> {
     last_completion: f64,
     /// Wait of each job's latest attempt (the successful one, in the end).
     waits: Vec<f64>,
-    stats: [[(f64, f64); 24]; 2],
 }
 
 impl<'a> Engine<'a> {
@@ -148,7 +147,6 @@ impl<'a> Engine<'a> {
             completed: 0,
             last_completion: 0.0,
             waits: vec![0.0; jobs.len()],
-            stats: [[(0.0, 0.0); 24]; 2],
         }
     }
 
@@ -174,13 +172,6 @@ impl<'a> Engine<'a> {
     }
 
     fn finish(mut self, end: f64) -> (Vec<LaneTally>, f64, BTreeMap<String, u64>) {
-        if std::env::var("SIM_STATS").is_ok() {
-            for lane in 0..2 {
-                let row: Vec<String> =
-                    self.stats[lane].iter().map(|(w, b)| format!("{:.0}/{:.0}", w / 1000.0, b / 1000.0)).collect();
-                eprintln!("lane {lane} by hour (k worker-s / k busy-s): {}", row.join(" "));
-            }
-        }
         for (job, sim_job) in self.jobs.iter().enumerate() {
             self.lanes[lane_index(sim_job.lane)].tally.waits.push(self.waits[job]);
         }
@@ -191,9 +182,6 @@ impl<'a> Engine<'a> {
             .map(|lane| {
                 for (reason, count) in lane.scaler.reasons() {
                     *reasons.entry(reason).or_insert(0) += count;
-                }
-                if std::env::var("SIM_STATS").is_ok() {
-                    eprintln!("created {} worker_secs {:.0}", lane.pool.created(), lane.pool.worker_secs(end));
                 }
                 let mut tally = lane.tally;
                 tally.worker_secs = lane.pool.worker_secs(end);
@@ -212,15 +200,6 @@ impl<'a> Engine<'a> {
     /// Moves the clock to `to`, accounting the time each lane's oldest waiting job spends over
     /// the lane's latency target.
     fn advance(&mut self, to: f64) {
-        if std::env::var("SIM_STATS").is_ok() {
-            let dt = to - self.now;
-            let bucket = ((self.now % 14400.0) / 600.0) as usize;
-            for (index, lane) in self.lanes.iter().enumerate() {
-                let live = (lane.pool.starting() + lane.pool.idle() + lane.pool.busy()) as f64;
-                self.stats[index][bucket].0 += live * dt;
-                self.stats[index][bucket].1 += lane.pool.busy() as f64 * dt;
-            }
-        }
         self.now = to;
         for (index, lane) in self.lanes.iter_mut().enumerate() {
             if let Some(oldest) = lane.queue.oldest() {
@@ -323,25 +302,6 @@ impl<'a> Engine<'a> {
             busy: state.pool.busy(),
         };
         let target = state.scaler.evaluate(&view);
-        if std::env::var("SIM_DEBUG").ok().and_then(|v| v.parse::<usize>().ok()) == Some(lane)
-            && (target != state.pool.target() || (now as u64) % 60 == 0)
-        {
-            let from: f64 = std::env::var("SIM_FROM").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            let to: f64 = std::env::var("SIM_TO").ok().and_then(|v| v.parse().ok()).unwrap_or(f64::MAX);
-            if now >= from && now <= to {
-                eprintln!(
-                    "t={now:.0} vis={} units={:.0} inflight={} start={} idle={} busy={} target {} -> {target} oldest={:.0}",
-                    view.visible_jobs,
-                    view.visible_units,
-                    view.in_flight_jobs,
-                    view.starting,
-                    view.idle,
-                    view.busy,
-                    state.pool.target(),
-                    view.oldest_wait
-                );
-            }
-        }
         state.arrived_jobs = 0;
         state.arrived_units = 0.0;
         state.completions.clear();

@@ -106,10 +106,6 @@ impl Pool {
         self.starting.len() + self.ready.len()
     }
 
-    pub(crate) fn created(&self) -> usize {
-        self.workers.len()
-    }
-
     pub(crate) fn peak(&self) -> usize {
         self.peak
     }

@@ -103,9 +103,9 @@ impl Autoscaler for TargetTrackingModel {
         let proportional = ((view.visible_jobs as f64 / target).ceil() as usize)
             .clamp(self.settings.min_capacity, self.settings.max_capacity);
         let low = target * self.settings.scale_in_threshold;
-        if self.alarm(self.settings.scale_out_points, |p| p > target) && proportional > self.desired {
-            self.desired = proportional;
-        } else if self.alarm(self.settings.scale_in_points, |p| p < low) && proportional < self.desired {
+        let scale_out = self.alarm(self.settings.scale_out_points, |p| p > target) && proportional > self.desired;
+        let scale_in = self.alarm(self.settings.scale_in_points, |p| p < low) && proportional < self.desired;
+        if scale_out || scale_in {
             self.desired = proportional;
         }
         self.desired
