@@ -102,6 +102,24 @@ pub fn scaling_config(config: &Config) -> Result<ScalingConfig, UpError> {
     Ok(scaling)
 }
 
+/// A local pool shares one machine: unless `[scaling.<lane>] max_workers` is set explicitly,
+/// a lane may grow to twice the CPU count (at least its starting size), not to the cloud
+/// default.
+fn fit_to_this_machine(scaling: &mut ScalingConfig, config: &Config) {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for (lane, start) in [(Lane::Small, config.pool.small_workers), (Lane::Large, config.pool.large_workers)] {
+        let explicit = config
+            .scaling
+            .get(lane.as_str())
+            .and_then(|table| table.as_table())
+            .is_some_and(|table| table.contains_key("max_workers"));
+        if !explicit {
+            let lane_config = scaling.lane_mut(lane);
+            lane_config.max_workers = lane_config.max_workers.min((2 * cores).max(start)).max(lane_config.min_workers);
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpError {
     #[error("invalid config: {0}")]
@@ -159,7 +177,9 @@ pub async fn up(
         tokio::spawn(async move { pool.supervise(stop).await })
     };
     let autoscaling = if config.pool.autoscale {
-        Some(Autoscaling { target: pool.clone() as Arc<dyn ScaleTarget>, config: scaling_config(&config)? })
+        let mut scaling = scaling_config(&config)?;
+        fit_to_this_machine(&mut scaling, &config);
+        Some(Autoscaling { target: pool.clone() as Arc<dyn ScaleTarget>, config: scaling })
     } else {
         None
     };

@@ -195,7 +195,7 @@ async fn up(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> 
     };
     let metrics = telemetry::init_metrics();
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
     let data_dir = config.data_dir.clone();
     let options = dispatcher::UpOptions { worker_binary, config_file };
     dispatcher::up(config, options, metrics, shutdown, |ready| {
@@ -253,20 +253,4 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
         path.display()
     );
     Ok(path)
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot listen for SIGTERM");
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

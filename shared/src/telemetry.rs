@@ -1,4 +1,4 @@
-//! Tracing and metrics set-up shared by every binary.
+//! Process set-up shared by every binary: tracing, metrics, and the shutdown signal.
 
 use std::str::FromStr;
 
@@ -43,4 +43,21 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     Some(handle)
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM, the root of every graceful stop.
+pub async fn cancel_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
 }

@@ -19,6 +19,7 @@ async fn a_burst_scales_the_pool_up_and_quiet_scales_it_down_without_interruptin
             ("SURGE_SCALING__SMALL__LATENCY_TARGET_SECS", "3"),
             ("SURGE_SCALING__SMALL__STARTUP_DELAY_SECS", "1"),
             ("SURGE_SCALING__SMALL__SCALE_DOWN_STABILISATION_SECS", "3"),
+            ("SURGE_SCALING__SMALL__SCALE_DOWN_MIN_SAVING_WORKER_SECS", "2"),
             ("SURGE_SCALING__SMALL__INITIAL_COST_SECS_PER_UNIT", "1.0"),
             ("SURGE_SCALING__LARGE__MAX_WORKERS", "1"),
         ]
@@ -53,7 +54,7 @@ async fn a_burst_scales_the_pool_up_and_quiet_scales_it_down_without_interruptin
         assert_eq!(done["attempts"], 1, "no job was interrupted by scaling: {done}");
     }
 
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while live_small().await > 1 {
         assert!(Instant::now() < deadline, "the pool never shrank back to its minimum");
         tokio::time::sleep(Duration::from_millis(200)).await;

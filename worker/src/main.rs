@@ -151,7 +151,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(async move {
                 let backends = Backends::open(&config).await?;
                 let shutdown = CancellationToken::new();
-                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
                 let options = WorkerOptions {
                     lanes,
                     chart: Chart::default(),
@@ -162,19 +162,4 @@ fn main() -> anyhow::Result<()> {
             })
         }
     }
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot listen for SIGTERM");
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    shutdown.cancel();
 }
