@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use shared::backend::Backends;
 use shared::domain::Lane;
 use shared::ports::{ScaleTarget, WorkerBeat};
 use tokio_util::sync::CancellationToken;
@@ -31,11 +30,10 @@ struct Previous {
 
 /// Runs until `shutdown`.
 pub async fn run(
-    backends: Backends,
     target: Arc<dyn ScaleTarget>,
     config: ScalingConfig,
     load: LoadBoard,
-    lost_after: Duration,
+    mut alive: lifecycle::AliveWorkers,
     shutdown: CancellationToken,
 ) {
     let started = Instant::now();
@@ -47,13 +45,7 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let beats = match backends.workers.list().await {
-            Ok(beats) => lifecycle::census(beats, lost_after, Utc::now()).alive,
-            Err(err) => {
-                warn!(error = %err, "worker registry unavailable; not scaling this tick");
-                continue;
-            }
-        };
+        let beats = alive.borrow_and_update().clone();
         let completions = new_completions(&beats, &mut previous);
         let loads = load.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for (lane, policy) in policies.iter_mut() {

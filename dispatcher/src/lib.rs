@@ -49,7 +49,8 @@ pub async fn serve(
     let dispatcher_stop = shutdown.child_token();
     let lost_after = Duration::from_secs(config.dispatcher.worker_lost_after_secs);
     let load = schedule::LoadBoard::default();
-    tasks.spawn(lifecycle::watch(backends.clone(), lost_after, dispatcher_stop.clone()));
+    let (alive_sender, alive) = tokio::sync::watch::channel(Vec::new());
+    tasks.spawn(lifecycle::watch(backends.clone(), lost_after, alive_sender, dispatcher_stop.clone()));
     tasks.spawn(schedule::run(
         backends.clone(),
         config.lanes.clone(),
@@ -58,7 +59,7 @@ pub async fn serve(
         dispatcher_stop.clone(),
     ));
     if let Some(Autoscaling { target, config: scaling }) = autoscaling {
-        tasks.spawn(autoscale::run(backends.clone(), target, scaling, load, lost_after, dispatcher_stop.clone()));
+        tasks.spawn(autoscale::run(target, scaling, load, alive, dispatcher_stop.clone()));
     }
     let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics));
     let api_stop = shutdown.clone();

@@ -57,8 +57,17 @@ pub async fn release_lost_worker(backends: &Backends, beat: &WorkerBeat) {
     }
 }
 
-/// Every second: looks at the heartbeats and releases workers that fell silent.
-pub async fn watch(backends: Backends, lost_after: Duration, shutdown: CancellationToken) {
+/// The live workers' latest beats, as [`watch`] last saw them.
+pub type AliveWorkers = tokio::sync::watch::Receiver<Vec<WorkerBeat>>;
+
+/// Every second: looks at the heartbeats, releases workers that fell silent and publishes the
+/// live ones to `alive` (the autoscaler reads them there rather than listing the registry again).
+pub async fn watch(
+    backends: Backends,
+    lost_after: Duration,
+    alive: tokio::sync::watch::Sender<Vec<WorkerBeat>>,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -79,6 +88,7 @@ pub async fn watch(backends: Backends, lost_after: Duration, shutdown: Cancellat
         let busy = census.alive.iter().filter(|beat| !beat.in_flight.is_empty()).count();
         metrics::gauge!("surge_workers_running").set(census.alive.len() as f64);
         metrics::gauge!("surge_workers_busy").set(busy as f64);
+        alive.send_replace(census.alive);
     }
 }
 

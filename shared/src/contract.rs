@@ -201,7 +201,8 @@ pub async fn blob_contract(store: Arc<dyn BlobStore>) {
     }
 }
 
-fn new_job(tenant: &str, idempotency_key: Option<&str>) -> Job {
+/// A fresh `queued` XML job for `tenant`, as the suites (and backend-specific tests) create them.
+pub fn new_job(tenant: &str, idempotency_key: Option<&str>) -> Job {
     Job::new(
         NewJob {
             id: JobId::new(),

@@ -14,7 +14,7 @@ use super::objects::{Bucket, MULTIPART_THRESHOLD};
 use super::sqs::{MAX_INLINE_BODY, PAYLOAD_PREFIX};
 use super::*;
 use crate::contract;
-use crate::domain::{DocumentType, Job, JobError, JobId, JobStatus, Lease, NewJob};
+use crate::domain::{Job, JobError, JobStatus, Lease};
 use crate::ports::{BlobError, CreateOutcome};
 
 const MISSING_SERVER: &str = "SQS/S3 test server not running: run scripts/test, or `scripts/moto start /tmp/moto.url` \
@@ -44,21 +44,7 @@ async fn open_fresh(settings: &AwsSettings, max_attempts: u32) -> Backends {
     open_with(&clients, settings, max_attempts).await.expect("open")
 }
 
-fn job(tenant: &str, idempotency_key: Option<&str>) -> Job {
-    Job::new(
-        NewJob {
-            id: JobId::new(),
-            tenant: tenant.parse().unwrap(),
-            idempotency_key: idempotency_key.map(str::to_owned),
-            blob_key: format!("documents/{tenant}/x"),
-            document_type: DocumentType::Xml,
-            size: 3,
-            sha256: "ab".into(),
-            page_estimate: 1,
-        },
-        Utc::now(),
-    )
-}
+use crate::contract::new_job as job;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_passes_the_contract() {
