@@ -94,11 +94,25 @@ pub struct Ready {
     pub demo_key: Option<ApiKey>,
 }
 
-/// Reads `[scaling]` from the config, so a mistake there names its key at start-up.
+/// Reads `[scaling]` from the config, so a mistake there names its key at start-up. A key
+/// left out keeps its lane's default (the large lane's defaults differ from the small one's).
 pub fn scaling_config(config: &Config) -> Result<ScalingConfig, UpError> {
-    let scaling: ScalingConfig = toml::Value::Table(config.scaling.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| UpError::Config(format!("[scaling]: {}", e.message())))?;
+    let invalid = |e: toml::de::Error| UpError::Config(format!("[scaling]: {}", e.message()));
+    let toml::Value::Table(mut merged) = toml::Value::try_from(ScalingConfig::default()).expect("defaults serialise")
+    else {
+        unreachable!("ScalingConfig serialises to a table")
+    };
+    for (key, value) in &config.scaling {
+        match (merged.get_mut(key), value) {
+            (Some(toml::Value::Table(lane)), toml::Value::Table(overrides)) => {
+                lane.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            _ => {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let scaling: ScalingConfig = toml::Value::Table(merged).try_into().map_err(invalid)?;
     scaling.validate().map_err(|e| UpError::Config(e.to_string()))?;
     Ok(scaling)
 }
@@ -188,4 +202,28 @@ pub async fn up(
     pool_stop.cancel();
     let _ = supervisor.await;
     served.map_err(UpError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_lane_table_keeps_that_lanes_other_defaults() {
+        let mut config = Config::default();
+        config.scaling = toml::from_str("[large]\nidle_before_zero_secs = 300\n").unwrap();
+        let scaling = scaling_config(&config).unwrap();
+        assert_eq!(scaling.large.idle_before_zero_secs, 300);
+        assert!(scaling.large.scale_to_zero, "the large lane's own default survives");
+        assert_eq!(scaling.large.latency_target_secs, ScalingConfig::default().large.latency_target_secs);
+        assert_eq!(scaling.small, ScalingConfig::default().small);
+    }
+
+    #[test]
+    fn an_unknown_scaling_key_is_named() {
+        let mut config = Config::default();
+        config.scaling = toml::from_str("[small]\nmax_wrokers = 3\n").unwrap();
+        let error = scaling_config(&config).unwrap_err().to_string();
+        assert!(error.contains("max_wrokers"), "{error}");
+    }
 }

@@ -171,6 +171,7 @@ fn main() -> anyhow::Result<()> {
                     startup_delay_secs,
                     seed,
                     lanes: config.lanes.clone(),
+                    scaling: dispatcher::scaling_config(&config)?,
                     ..dispatcher::simulate::SimOptions::default()
                 };
                 let reports = dispatcher::simulate::run_many(&parsed, &policy.kinds(), &options);
