@@ -246,7 +246,7 @@ pub async fn uploads(data_dir: PathBuf, uploads: usize, clients: usize) -> Resul
 }
 
 /// A minimal UBL invoice, about 1.5 KiB, so the upload benchmark needs no sample files.
-const SMALL_INVOICE: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+pub(crate) const SMALL_INVOICE: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
 <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
   xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
   xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod intake;
 pub mod lifecycle;
 pub mod pool;
+pub mod recovery;
 pub mod scaling;
 pub mod schedule;
 pub mod simulate;
@@ -23,6 +24,7 @@ use shared::backend::Backends;
 use shared::config::Config;
 use shared::domain::{Lane, TenantId};
 use shared::ports::{ApiKey, ScaleTarget, TenantError};
+use shared::region::Topology;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -142,6 +144,10 @@ pub enum UpError {
     #[error(transparent)]
     Open(#[from] shared::backend::OpenError),
     #[error(transparent)]
+    Region(#[from] shared::region::TopologyError),
+    #[error("this region was demoted by a newer region epoch (a failover); restart to follow the active region")]
+    Demoted,
+    #[error(transparent)]
     Tenant(#[from] TenantError),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: std::net::SocketAddr, source: std::io::Error },
@@ -158,7 +164,14 @@ pub async fn up(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Ready),
 ) -> Result<(), UpError> {
-    let backends = Backends::open(&config).await?;
+    let topology = Topology::open(&config).await?;
+    let backends = topology.backends();
+    tracing::info!(
+        active = %topology.active(),
+        epoch = topology.epoch.epoch,
+        replication = ?topology.effective_mode(),
+        "regions resolved"
+    );
     let demo_key = if backends.tenants.list_tenants().await?.is_empty() {
         let demo: TenantId = "demo".parse().expect("a valid tenant id");
         Some(add_tenant(&backends, &demo).await?)
@@ -198,10 +211,53 @@ pub async fn up(
     } else {
         None
     };
-    let served = serve(&config, backends, metrics, listener, autoscaling, shutdown.clone()).await;
+    let check_every = Duration::from_millis(config.replication.check_every_ms);
+    let fenced = topology.fence(check_every, &shutdown);
+    let serving = shutdown.child_token();
+    let background = TaskTracker::new();
+    background.spawn(recovery::ship::run(topology.clone(), check_every, serving.clone()));
+    background.spawn(backup_schedule(config.clone(), serving.clone()));
+    {
+        let (fenced, serving) = (fenced.clone(), serving.clone());
+        background.spawn(async move {
+            tokio::select! {
+                _ = fenced.cancelled() => serving.cancel(),
+                _ = serving.cancelled() => {}
+            }
+        });
+    }
+    let served = serve(&config, backends, metrics, listener, autoscaling, serving.clone()).await;
+    serving.cancel();
     pool_stop.cancel();
     let _ = supervisor.await;
-    served.map_err(UpError::Serve)
+    background.close();
+    background.wait().await;
+    served.map_err(UpError::Serve)?;
+    if fenced.is_cancelled() && !shutdown.is_cancelled() {
+        return Err(UpError::Demoted);
+    }
+    Ok(())
+}
+
+/// Takes a backup every `backup.every_secs` (the first one after one period).
+async fn backup_schedule(config: Config, stop: CancellationToken) {
+    if config.backup.every_secs == 0 || config.secondary_region().is_none() {
+        return;
+    }
+    let period = Duration::from_secs(config.backup.every_secs);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        match recovery::backup::create(&config).await {
+            Ok(manifest) => tracing::info!(backup = %manifest.id, jobs = manifest.jobs, "backup created"),
+            Err(err) => {
+                metrics::counter!("surge_backup_failures_total").increment(1);
+                tracing::error!(error = %err, "scheduled backup failed");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,8 +266,7 @@ mod tests {
 
     #[test]
     fn a_partial_lane_table_keeps_that_lanes_other_defaults() {
-        let mut config = Config::default();
-        config.scaling = toml::from_str("[large]\nidle_before_zero_secs = 300\n").unwrap();
+        let config = Config { scaling: toml::from_str("[large]\nidle_before_zero_secs = 300\n").unwrap(), ..Config::default() };
         let scaling = scaling_config(&config).unwrap();
         assert_eq!(scaling.large.idle_before_zero_secs, 300);
         assert!(scaling.large.scale_to_zero, "the large lane's own default survives");
@@ -221,8 +276,7 @@ mod tests {
 
     #[test]
     fn an_unknown_scaling_key_is_named() {
-        let mut config = Config::default();
-        config.scaling = toml::from_str("[small]\nmax_wrokers = 3\n").unwrap();
+        let config = Config { scaling: toml::from_str("[small]\nmax_wrokers = 3\n").unwrap(), ..Config::default() };
         let error = scaling_config(&config).unwrap_err().to_string();
         assert!(error.contains("max_wrokers"), "{error}");
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use dispatcher::recovery;
 use shared::backend::Backends;
 use shared::config::Config;
 use shared::domain::TenantId;
@@ -67,6 +68,81 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the regions, the epoch, replication, queues and jobs.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the other region active: fence the old one (when reachable), promote, and replay
+    /// every unfinished job there. Prints the RPO and how long the promotion took.
+    Failover {
+        /// The region to make active.
+        #[arg(long)]
+        to: shared::region::RegionName,
+        /// Wait up to this many seconds for the first job completed in the new region (RTO).
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy what changed in the secondary back to the primary and make the primary active again.
+    Failback {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put selected jobs back into the queue (idempotently), or redrive the dead-letter queue.
+    Replay {
+        /// Redrive the dead-letter queue instead of selecting by status.
+        #[arg(long)]
+        dlq: bool,
+        /// Only this tenant's jobs.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// Only jobs created at or after this time (RFC 3339, e.g. 2026-11-25T10:00:00Z).
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Statuses to replay (repeatable): queued, processing, failed, dead. Default: queued
+        /// and processing jobs whose lease expired.
+        #[arg(long)]
+        status: Vec<shared::domain::JobStatus>,
+        /// Show what would be replayed without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy everything the active region holds and the other lacks (repairs mirroring).
+    Replicate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Backups of the job state and a checksummed manifest of every document and result.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Rehearse a disaster: load, lose the primary, fail over, replay, verify, fail back.
+    Drill {
+        /// Jobs uploaded (half before the primary is lost, half after the failover).
+        #[arg(long, default_value_t = 200)]
+        jobs: usize,
+        /// Tenants the load is spread over (comma-separated); default: three drill tenants.
+        #[arg(long, value_delimiter = ',')]
+        tenants: Vec<TenantId>,
+        /// Longest wait for the load to finish in each region, seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
     /// Set up cloud resources.
     Aws {
         #[command(subcommand)]
@@ -90,6 +166,35 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         clients: usize,
         /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Take a backup now (and apply the retention policy).
+    Create {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the backups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a scratch location and check every checksum.
+    Verify {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a region (records newer there are kept).
+    Restore {
+        id: String,
+        /// The region to restore into; default: the primary.
+        #[arg(long, default_value = "primary")]
+        to: shared::region::RegionName,
         #[arg(long)]
         json: bool,
     },
@@ -182,11 +287,260 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::Status { json } => {
+                let status = recovery::status(&config).await?;
+                if json {
+                    return print_json(&status);
+                }
+                println!(
+                    "epoch {} since {}: {} active ({})",
+                    status.epoch.epoch, status.epoch.changed_at, status.epoch.active, status.epoch.reason
+                );
+                println!("replication: {:?}", status.replication_mode);
+                for region in &status.regions {
+                    let state = if region.reachable { "reachable" } else { "UNREACHABLE" };
+                    println!("  {:<10} {state}{}", region.name.as_str(), if region.active { ", active" } else { "" });
+                }
+                let lag = status.replication_lag_secs.map_or("-".to_owned(), |s| format!("{s:.2} s"));
+                let unshipped = status.unshipped_changes.map_or("-".to_owned(), |n| n.to_string());
+                println!("unshipped changes: {unshipped}   replication lag: {lag}");
+                println!("queues:");
+                for (name, depth) in &status.queues {
+                    println!("  {name:<14} {depth}");
+                }
+                println!("jobs:");
+                for (job_status, count) in &status.jobs {
+                    println!("  {:<14} {count}", job_status.as_str());
+                }
+                Ok(())
+            }
+            Command::Failover { to, wait_secs, json } => {
+                let bar = progress("replaying", json);
+                let report = recovery::failover(&config, to, "surge failover", &|n| bar.set_position(n)).await?;
+                bar.finish_and_clear();
+                let rto = if wait_secs > 0 { first_completion(&config, wait_secs).await? } else { None };
+                if json {
+                    return print_json(&serde_json::json!({ "failover": report, "rto_secs": rto }));
+                }
+                println!(
+                    "{} is active (epoch {}); old region fenced: {}",
+                    report.to, report.epoch, report.old_region_fenced
+                );
+                println!(
+                    "replayed {} jobs, {} results adopted, {} skipped",
+                    report.replay.replayed, report.replay.adopted_results, report.replay.skipped
+                );
+                println!(
+                    "RPO: {} changes not in {} ({})",
+                    report.rpo.changes.map_or("unknown".to_owned(), |n| n.to_string()),
+                    report.to,
+                    report.rpo.source
+                );
+                println!("promoted in {:.2} s", report.promoted_after_secs);
+                match rto {
+                    Some(rto) => println!("RTO: {rto:.1} s to the first job completed in {}", report.to),
+                    None if wait_secs > 0 => {
+                        println!("RTO: no job completed within {wait_secs} s (is `surge up` running?)")
+                    }
+                    None => println!("start `surge up` to process in {} (--wait-secs N measures the RTO)", report.to),
+                }
+                Ok(())
+            }
+            Command::Failback { json } => {
+                let bar = progress("copying back", json);
+                let report = recovery::failback(&config, "surge failback", &|n| bar.set_position(n)).await?;
+                bar.finish_and_clear();
+                if json {
+                    return print_json(&report);
+                }
+                println!("primary is active again (epoch {}), mirroring on", report.epoch);
+                println!(
+                    "copied back {} jobs and {} objects; replayed {} jobs; {:.1} s",
+                    report.resync.jobs_copied + report.catch_up.jobs_copied,
+                    report.resync.blobs_copied + report.catch_up.blobs_copied,
+                    report.replay.replayed,
+                    report.seconds
+                );
+                Ok(())
+            }
+            Command::Replay { dlq, tenant, since, status, dry_run, json } => {
+                use dispatcher::recovery::replay::{Selection, redrive_dead_letters, replay_jobs};
+                use shared::domain::JobStatus;
+                let backends = Backends::open(&config).await?;
+                let take_live_leases = status.contains(&JobStatus::Processing);
+                let statuses = if status.is_empty() { vec![JobStatus::Queued, JobStatus::Processing] } else { status };
+                let selection = Selection { tenant, since, statuses, take_live_leases };
+                let bar = progress("replaying", json);
+                let set = |n| bar.set_position(n);
+                let report = if dlq {
+                    redrive_dead_letters(&backends, &selection, dry_run, &set).await?
+                } else {
+                    replay_jobs(&backends, &selection, dry_run, &set).await?
+                };
+                bar.finish_and_clear();
+                if json {
+                    return print_json(&report);
+                }
+                let verb = if dry_run { "would replay" } else { "replayed" };
+                println!(
+                    "examined {}, {verb} {}, results adopted {}, skipped {}{}",
+                    report.examined,
+                    report.replayed,
+                    report.adopted_results,
+                    report.skipped,
+                    if dlq { format!(", dead letters {}", report.dead_letters) } else { String::new() }
+                );
+                Ok(())
+            }
+            Command::Replicate { json } => {
+                let bar = progress("copying", json);
+                let report = recovery::replicate(&config, &|n| bar.set_position(n)).await?;
+                bar.finish_and_clear();
+                if json {
+                    return print_json(&report);
+                }
+                println!(
+                    "examined {} jobs; copied {} jobs, {} objects, {} keys",
+                    report.jobs_examined, report.jobs_copied, report.blobs_copied, report.keys_copied
+                );
+                Ok(())
+            }
+            Command::Backup { command } => backup(&config, command).await,
+            Command::Drill { jobs, tenants, timeout_secs, json } => {
+                let tenants = if tenants.is_empty() {
+                    ["drill-a", "drill-b", "drill-c"].iter().map(|t| t.parse().expect("valid")).collect()
+                } else {
+                    tenants
+                };
+                let options = recovery::drill::DrillOptions {
+                    jobs,
+                    tenants,
+                    surge_binary: std::env::current_exe()?,
+                    timeout: std::time::Duration::from_secs(timeout_secs),
+                };
+                if !json {
+                    println!("drill: {jobs} jobs, primary lost half-way; data in {}", config.data_dir.display());
+                }
+                let report = recovery::drill::run(&config, &options).await?;
+                if json {
+                    print_json(&report)?;
+                } else {
+                    print!("{}", report.summary());
+                }
+                if !report.passed {
+                    anyhow::bail!("the drill found lost, duplicated or differing jobs");
+                }
+                Ok(())
+            }
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut <Cli as clap::CommandFactory>::command(),
+                    "surge",
+                    &mut std::io::stdout(),
+                );
+                Ok(())
+            }
             Command::Bench { jobs, workers, worker_concurrency, uploads, clients, json } => {
                 bench(jobs, workers, worker_concurrency, uploads, clients, json).await
             }
         }
     })
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A progress bar on stderr counting jobs; hidden for `--json`.
+fn progress(what: &'static str, hidden: bool) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} jobs ({per_sec}, {elapsed})")
+            .expect("valid template"),
+    );
+    bar.set_message(what);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
+/// Seconds until a job finishes in the active region, polling its counts.
+async fn first_completion(config: &Config, wait_secs: u64) -> anyhow::Result<Option<f64>> {
+    let backends = Backends::open(config).await?;
+    let started = std::time::Instant::now();
+    let finished = |counts: &[(shared::domain::JobStatus, u64)]| -> u64 {
+        counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum()
+    };
+    let before = finished(&backends.jobs.count_by_status().await?);
+    while started.elapsed().as_secs() < wait_secs {
+        if finished(&backends.jobs.count_by_status().await?) > before {
+            return Ok(Some(started.elapsed().as_secs_f64()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(None)
+}
+
+async fn backup(config: &Config, command: BackupCommand) -> anyhow::Result<()> {
+    use dispatcher::recovery::backup;
+    match command {
+        BackupCommand::Create { json } => {
+            let manifest = backup::create(config).await?;
+            if json {
+                return print_json(&manifest);
+            }
+            println!(
+                "backup {}: {} jobs, {} tenants, {} objects",
+                manifest.id,
+                manifest.jobs,
+                manifest.tenants,
+                manifest.objects.len()
+            );
+        }
+        BackupCommand::List { json } => {
+            let backups = backup::list(config).await?;
+            if json {
+                return print_json(&backups);
+            }
+            println!("{:<26} {:>8} {:>8}", "id", "jobs", "objects");
+            for b in backups {
+                println!("{:<26} {:>8} {:>8}", b.id, b.jobs, b.objects);
+            }
+        }
+        BackupCommand::Verify { id, json } => {
+            let report = backup::verify(config, &id).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "backup {}: {} jobs restored, {} objects checked, {} missing, {} mismatched",
+                    report.id,
+                    report.jobs,
+                    report.objects_checked,
+                    report.missing.len(),
+                    report.mismatched.len()
+                );
+            }
+            if !report.is_clean() {
+                anyhow::bail!("backup {id} does not verify");
+            }
+        }
+        BackupCommand::Restore { id, to, json } => {
+            let report = backup::restore(config, &id, to).await?;
+            if json {
+                return print_json(&report);
+            }
+            println!(
+                "restored backup {} into {to}: {} jobs, {} objects",
+                report.id, report.jobs, report.objects_checked
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn up(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {

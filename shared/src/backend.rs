@@ -7,6 +7,7 @@ use crate::config::{Config, RegionConfig};
 use crate::domain::Lane;
 use crate::embedded::{EmbeddedQueues, FsBlobStore, Redrive, SqliteState};
 use crate::ports::{BlobStore, JobStore, Queue, TenantDirectory, WorkerRegistry};
+use crate::region::{Topology, TopologyError};
 
 /// Queue names, shared by every backend.
 pub mod queue_names {
@@ -16,6 +17,8 @@ pub mod queue_names {
     pub const INCOMING: &str = "incoming";
     /// Jobs that ran out of attempts, for operators to inspect and replay.
     pub const DEAD_LETTER: &str = "dead-letter";
+    /// The replication outbox: changes still to ship to the other region.
+    pub const REPLICATION: &str = "replication";
 
     /// The queue a lane's workers read.
     pub fn lane(lane: Lane) -> &'static str {
@@ -37,6 +40,8 @@ pub struct Backends {
     pub small_lane: Arc<dyn Queue>,
     pub large_lane: Arc<dyn Queue>,
     pub dead_letter: Arc<dyn Queue>,
+    /// Changes still to be shipped to the other region (`crate::replication`).
+    pub replication: Arc<dyn Queue>,
 }
 
 /// Why the backends could not be opened.
@@ -56,11 +61,17 @@ impl Backends {
         }
     }
 
-    /// Opens the primary region's backend as `config` says.
-    pub async fn open(config: &Config) -> Result<Backends, OpenError> {
-        match config.primary_region() {
-            RegionConfig::Embedded { data_dir } => Backends::open_embedded(&data_dir, config.worker.max_attempts),
-            RegionConfig::Aws(settings) => Ok(crate::aws::open(&settings, config.worker.max_attempts).await?),
+    /// Opens the active region as `config` and the region epoch say, mirrored to the other
+    /// region (see [`Topology`]). Processes that must stop when demoted use [`Topology`].
+    pub async fn open(config: &Config) -> Result<Backends, TopologyError> {
+        Ok(Topology::open(config).await?.backends())
+    }
+
+    /// Opens one region's own ports (nothing mirrored), creating an embedded one if needed.
+    pub async fn open_region(region: &RegionConfig, max_attempts: u32) -> Result<Backends, OpenError> {
+        match region {
+            RegionConfig::Embedded { data_dir } => Backends::open_embedded(data_dir, max_attempts),
+            RegionConfig::Aws(settings) => Ok(crate::aws::open(settings, max_attempts).await?),
         }
     }
 
@@ -88,6 +99,7 @@ impl Backends {
             small_lane: Arc::new(queues.queue(queue_names::lane(Lane::Small), redrive.clone())),
             large_lane: Arc::new(queues.queue(queue_names::lane(Lane::Large), redrive)),
             dead_letter: Arc::new(queues.queue(queue_names::DEAD_LETTER, None)),
+            replication: Arc::new(queues.queue(queue_names::REPLICATION, None)),
         })
     }
 }

@@ -22,6 +22,11 @@ pub struct Config {
     /// Where the primary region's queues, documents and job state live. Default: the embedded
     /// backend in `data_dir`.
     pub primary: Option<RegionConfig>,
+    /// The second region that documents, job state and backups are mirrored to. Defaults to
+    /// `<data_dir>/region-2` when the primary is the default embedded one.
+    pub secondary: Option<RegionConfig>,
+    pub replication: ReplicationConfig,
+    pub backup: BackupConfig,
     pub api: ApiConfig,
     pub lanes: LaneConfig,
     pub worker: WorkerConfig,
@@ -82,10 +87,67 @@ fn default_queue_prefix() -> String {
     "surge-".to_owned()
 }
 
+/// How changes reach the second region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationMode {
+    /// Every write reaches both regions before it is acknowledged: nothing accepted is lost.
+    Sync,
+    /// Writes are acknowledged by the active region and shipped from a durable outbox.
+    Async,
+    /// No second region.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    pub mode: ReplicationMode,
+    /// How often each process checks the region epoch (fencing) and the shipper reports.
+    pub check_every_ms: u64,
+}
+
+/// Scheduled backups into the second region, with their retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Seconds between scheduled backups taken by `surge up`; 0 turns them off.
+    pub every_secs: u64,
+    /// Every backup younger than this is kept.
+    pub keep_all_secs: u64,
+    /// Beyond that, the newest backup of each day is kept for this many days.
+    pub keep_daily_days: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> ReplicationConfig {
+        ReplicationConfig { mode: ReplicationMode::Sync, check_every_ms: 1000 }
+    }
+}
+
+impl Default for BackupConfig {
+    fn default() -> BackupConfig {
+        BackupConfig { every_secs: 7200, keep_all_secs: 2 * 86_400, keep_daily_days: 30 }
+    }
+}
+
 impl Config {
-    /// The primary region's backend: `primary` when set, else embedded in `data_dir`.
+    /// The primary region: `[primary]`, or the embedded backend under `<data_dir>/region-1`.
     pub fn primary_region(&self) -> RegionConfig {
-        self.primary.clone().unwrap_or_else(|| RegionConfig::Embedded { data_dir: self.data_dir.clone() })
+        self.primary.clone().unwrap_or_else(|| RegionConfig::Embedded { data_dir: self.data_dir.join("region-1") })
+    }
+
+    /// The secondary region, unless replication is off: `[secondary]`, or `<data_dir>/region-2`
+    /// when the primary is the default embedded one.
+    pub fn secondary_region(&self) -> Option<RegionConfig> {
+        if self.replication.mode == ReplicationMode::Off {
+            return None;
+        }
+        match (&self.primary, &self.secondary) {
+            (_, Some(secondary)) => Some(secondary.clone()),
+            (None, None) => Some(RegionConfig::Embedded { data_dir: self.data_dir.join("region-2") }),
+            (Some(_), None) => None,
+        }
     }
 }
 
@@ -170,6 +232,9 @@ impl Default for Config {
             dispatcher: DispatcherConfig::default(),
             pool: PoolConfig::default(),
             scaling: toml::Table::new(),
+            secondary: None,
+            replication: ReplicationConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -297,30 +362,25 @@ impl Config {
                 problem: "must be at most 43200 (12 hours, the SQS limit)".into(),
             });
         }
-        if let Some(RegionConfig::Aws(aws)) = &self.primary {
-            let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
-            if aws.region.is_empty() {
-                return invalid("primary.region", "must name an AWS region, e.g. eu-central-1");
+        for (section, region) in [("primary", &self.primary), ("secondary", &self.secondary)] {
+            if let Some(RegionConfig::Aws(aws)) = region {
+                validate_aws(section, aws)?;
             }
-            let bucket_ok = (3..=63).contains(&aws.bucket.len())
-                && aws.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-            if !bucket_ok {
-                return invalid("primary.bucket", "must be a valid S3 bucket name (3-63 of a-z, 0-9, '-', '.')");
-            }
-            let prefix_ok = aws.queue_prefix.len() <= 40
-                && aws.queue_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !prefix_ok {
-                return invalid("primary.queue_prefix", "must be at most 40 of A-Z, a-z, 0-9, '-', '_'");
-            }
-            if let Some(url) = &aws.endpoint_url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return invalid("primary.endpoint_url", "must be an http:// or https:// URL");
-            }
+        }
+        if let (Some(RegionConfig::Aws(a)), Some(RegionConfig::Aws(b))) = (&self.primary, &self.secondary)
+            && a.region == b.region
+            && a.bucket == b.bucket
+            && a.endpoint_url == b.endpoint_url
+        {
+            return Err(ConfigError::Invalid {
+                key: "secondary",
+                problem: "must name another region or bucket than the primary".into(),
+            });
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Invalid { key: "data_dir", problem: "must not be empty".into() });
         }
+        positive("replication.check_every_ms", self.replication.check_every_ms)?;
         Ok(())
     }
 
@@ -328,6 +388,42 @@ impl Config {
     pub fn process_env() -> BTreeMap<String, String> {
         std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")).collect()
     }
+}
+
+fn validate_aws(section: &'static str, aws: &AwsSettings) -> Result<(), ConfigError> {
+    let key = |field: &str| -> &'static str {
+        match (section, field) {
+            ("primary", "region") => "primary.region",
+            ("primary", "bucket") => "primary.bucket",
+            ("primary", "queue_prefix") => "primary.queue_prefix",
+            ("primary", _) => "primary.endpoint_url",
+            (_, "region") => "secondary.region",
+            (_, "bucket") => "secondary.bucket",
+            (_, "queue_prefix") => "secondary.queue_prefix",
+            _ => "secondary.endpoint_url",
+        }
+    };
+    let invalid =
+        |field: &str, problem: &str| Err(ConfigError::Invalid { key: key(field), problem: problem.to_owned() });
+    if aws.region.is_empty() {
+        return invalid("region", "must name an AWS region, e.g. eu-central-1");
+    }
+    let bucket_ok = (3..=63).contains(&aws.bucket.len())
+        && aws.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !bucket_ok {
+        return invalid("bucket", "must be a valid S3 bucket name (3-63 of a-z, 0-9, '-', '.')");
+    }
+    let prefix_ok = aws.queue_prefix.len() <= 40
+        && aws.queue_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !prefix_ok {
+        return invalid("queue_prefix", "must be at most 40 of A-Z, a-z, 0-9, '-', '_'");
+    }
+    if let Some(url) = &aws.endpoint_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return invalid("endpoint_url", "must be an http:// or https:// URL");
+    }
+    Ok(())
 }
 
 /// `SURGE_*` variables that are not config keys: read by the CLI (`SURGE_CONFIG`, `SURGE_LOG`)
@@ -424,9 +520,15 @@ mod tests {
     }
 
     #[test]
-    fn default_primary_is_embedded_in_data_dir() {
+    fn default_regions_are_two_directories_in_data_dir() {
         let config = Config::load(None, &env(&[("SURGE_DATA_DIR", "/tmp/x")])).unwrap();
-        assert_eq!(config.primary_region(), RegionConfig::Embedded { data_dir: PathBuf::from("/tmp/x") });
+        assert_eq!(config.primary_region(), RegionConfig::Embedded { data_dir: PathBuf::from("/tmp/x/region-1") });
+        assert_eq!(
+            config.secondary_region(),
+            Some(RegionConfig::Embedded { data_dir: PathBuf::from("/tmp/x/region-2") })
+        );
+        let off = Config::load(None, &env(&[("SURGE_REPLICATION__MODE", "off")])).unwrap();
+        assert_eq!(off.secondary_region(), None);
     }
 
     #[test]

@@ -300,6 +300,32 @@ pub async fn job_store_contract(store: Arc<dyn JobStore>) {
     let counts = store.count_by_status().await.expect("count");
     let count = |s: JobStatus| counts.iter().find(|(status, _)| *status == s).map(|(_, n)| *n).unwrap_or(0);
     assert_eq!((count(JobStatus::Queued), count(JobStatus::Succeeded)), (8, 1));
+
+    // Replicas: copied as they are, never moved back, indexed like created jobs.
+    let replica = new_job("mirrored", Some("key-m"));
+    assert!(store.put_replica(replica.clone()).await.expect("replica"), "a new replica is written");
+    assert_eq!(store.get(replica.id).await.expect("get"), Some(replica.clone()));
+    assert!(!store.put_replica(replica.clone()).await.expect("replica"), "the same copy twice writes once");
+    let token = Uuid::new_v4();
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    let claimed =
+        replica.claim(Lease { token, expires_at: later + chrono::Duration::seconds(60) }, later).expect("claim");
+    let done = claimed.succeed(token, Some("results/mirrored/x.json".into()), later + chrono::Duration::seconds(1));
+    let done = done.expect("succeed");
+    assert!(store.put_replica(done.clone()).await.expect("replica"), "a newer copy replaces");
+    assert!(!store.put_replica(claimed).await.expect("replica"), "an older copy arriving late is ignored");
+    assert_eq!(store.get(replica.id).await.expect("get"), Some(done.clone()));
+    let mirrored: TenantId = "mirrored".parse().expect("tenant");
+    let listed = store.list_by_tenant(&mirrored, None, None, 10).await.expect("list");
+    assert_eq!(listed.jobs, vec![done.clone()], "a replica is listed under its tenant");
+    let unfinished = store.list_unfinished(None, 100).await.expect("unfinished");
+    assert!(!unfinished.iter().any(|j| j.id == done.id), "a finished replica is not unfinished");
+    let again = store.create(new_job("mirrored", Some("key-m"))).await.expect("create");
+    assert_eq!(again, CreateOutcome::Existing(done), "a replica holds its idempotency key");
+    let queued = new_job("mirrored", None);
+    store.put_replica(queued.clone()).await.expect("replica");
+    let unfinished = store.list_unfinished(None, 100).await.expect("unfinished");
+    assert!(unfinished.iter().any(|j| j.id == queued.id), "an unfinished replica is listed as unfinished");
 }
 
 /// Runs every tenant directory clause on an empty directory.
@@ -316,7 +342,12 @@ pub async fn tenant_directory_contract(directory: Arc<dyn TenantDirectory>) {
     assert_eq!(directory.find_tenant_by_key(&ApiKey::generate().hash()).await.expect("find"), None);
     let ghost: TenantId = "ghost".parse().expect("tenant");
     assert!(directory.add_key(&ghost, &ApiKey::generate().hash()).await.is_err(), "keys need a tenant");
-    assert_eq!(directory.list_tenants().await.expect("list"), vec![acme]);
+    directory.add_key(&acme, &key.hash()).await.expect("adding the same key again is idempotent");
+    let bravo: TenantId = "bravo".parse().expect("tenant");
+    directory.add_tenant(&bravo).await.expect("add");
+    assert!(directory.add_key(&bravo, &key.hash()).await.is_err(), "a key never changes owner");
+    assert_eq!(directory.list_tenants().await.expect("list"), vec![acme.clone(), bravo]);
+    assert_eq!(directory.list_keys().await.expect("keys"), vec![(key.hash(), acme)]);
 }
 
 fn beat(worker_id: Uuid, in_flight: usize) -> crate::ports::WorkerBeat {

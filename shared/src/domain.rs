@@ -414,6 +414,41 @@ impl Job {
         Ok(job)
     }
 
+    /// `queued | processing → queued` when a job is replayed in another region (failover,
+    /// `surge replay`): any lease is dropped, so a worker of the old region holding it can no
+    /// longer commit (fencing). Attempts are kept.
+    pub fn recover(&self, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        if self.status.is_terminal() {
+            return Err(TransitionError::IllegalTransition { from: self.status, action: "recover" });
+        }
+        let mut job = self.clone();
+        job.status = JobStatus::Queued;
+        job.lease = None;
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// `queued | processing → succeeded` with a result that is already stored (its worker
+    /// wrote it, but the region was lost before the record said so): replay must not book the
+    /// document a second time.
+    pub fn adopt_result(&self, result_key: String, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        if self.status.is_terminal() {
+            return Err(TransitionError::IllegalTransition { from: self.status, action: "adopt result" });
+        }
+        let mut job = self.clone();
+        job.status = JobStatus::Succeeded;
+        job.lease = None;
+        job.result_key = Some(result_key);
+        job.finished_at = Some(now);
+        job.updated_at = now;
+        Ok(job)
+    }
+
+    /// Where the job's booking proposal is stored once it succeeded.
+    pub fn result_blob_key(&self) -> String {
+        format!("results/{}/{}.json", self.tenant, self.id)
+    }
+
     fn finish_unsuccessfully(
         &self,
         token: Uuid,
@@ -493,6 +528,24 @@ mod tests {
 
     fn lease(now: DateTime<Utc>, secs: i64) -> Lease {
         Lease { token: Uuid::new_v4(), expires_at: now + Duration::seconds(secs) }
+    }
+
+    #[test]
+    fn recovery_drops_the_lease_so_the_old_worker_cannot_commit() {
+        let now = Utc::now();
+        let held = lease(now, 60);
+        let claimed = job().claim(held.clone(), now).unwrap();
+        let recovered = claimed.recover(now).unwrap();
+        assert_eq!((recovered.status, recovered.lease.clone()), (JobStatus::Queued, None));
+        assert_eq!(recovered.attempts, claimed.attempts, "attempts are kept");
+        assert_eq!(
+            recovered.succeed(held.token, None, now),
+            Err(TransitionError::IllegalTransition { from: JobStatus::Queued, action: "succeed" })
+        );
+        let adopted = claimed.adopt_result(claimed.result_blob_key(), now).unwrap();
+        assert_eq!(adopted.status, JobStatus::Succeeded);
+        assert!(adopted.recover(now).is_err(), "a finished job is never replayed");
+        assert!(adopted.adopt_result("x".into(), now).is_err());
     }
 
     fn error() -> JobError {

@@ -12,4 +12,6 @@ pub mod domain;
 pub mod embedded;
 pub mod ports;
 pub mod proposal;
+pub mod region;
+pub mod replication;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic is how they report failure.
 #![allow(clippy::unwrap_used)]
 
+mod disaster;
 mod documents;
 mod recovery;
 mod scaling;

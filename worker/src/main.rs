@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use shared::backend::Backends;
 use shared::config::Config;
 use shared::domain::{DocumentType, Lane};
+use shared::region::Topology;
 use shared::telemetry::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use worker::booking::Chart;
@@ -149,9 +149,17 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let backends = Backends::open(&config).await?;
+                let topology = Topology::open(&config).await?;
+                let backends = topology.backends();
                 let shutdown = CancellationToken::new();
                 tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
+                // A demoted region's worker stops taking jobs as soon as it sees the newer epoch.
+                let fenced = topology.fence(Duration::from_millis(config.replication.check_every_ms), &shutdown);
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    fenced.cancelled().await;
+                    stop.cancel();
+                });
                 let options = WorkerOptions {
                     lanes,
                     chart: Chart::default(),

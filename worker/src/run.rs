@@ -470,7 +470,7 @@ async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError>
 
 /// Where a job's booking proposal is stored.
 pub fn result_key(job: &Job) -> String {
-    format!("results/{}/{}.json", job.tenant, job.id)
+    job.result_blob_key()
 }
 
 /// The tenant's chart of accounts, or the worker's default when the tenant has not set one.

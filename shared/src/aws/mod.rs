@@ -103,6 +103,7 @@ async fn open_with(clients: &Clients, settings: &AwsSettings, max_attempts: u32)
         small_lane: queue(queue_names::lane(Lane::Small), max_receives).await?,
         large_lane: queue(queue_names::lane(Lane::Large), max_receives).await?,
         dead_letter: queue(queue_names::DEAD_LETTER, None).await?,
+        replication: queue(queue_names::REPLICATION, None).await?,
     })
 }
 

@@ -128,7 +128,7 @@ async fn ensure_bucket(bucket: &Bucket, region: &str) -> Result<String, AwsError
 
 /// Creates what [`super::open`] needs, keeping what exists: the bucket, the dead-letter queue
 /// (14 days retention), then the incoming and lane queues with a redrive policy to it after
-/// `max_attempts + 2` deliveries. Returns one line per resource saying what was done.
+/// `max_attempts + 2` deliveries, and the replication outbox (14 days retention). Returns one line per resource saying what was done.
 pub async fn bootstrap(settings: &AwsSettings, max_attempts: u32) -> Result<Vec<String>, AwsError> {
     bootstrap_with(&connect(settings, None).await, settings, max_attempts).await
 }
@@ -149,6 +149,11 @@ pub(super) async fn bootstrap_with(
         let (_, line) = ensure_queue(&clients.sqs, &name, attributes).await.map_err(|e| creating(&name, e))?;
         lines.push(line);
     }
+    let name = queue_name(settings, queue_names::REPLICATION);
+    let retention =
+        HashMap::from([(QueueAttributeName::MessageRetentionPeriod, DEAD_LETTER_RETENTION_SECS.to_string())]);
+    let (_, line) = ensure_queue(&clients.sqs, &name, retention).await.map_err(|e| creating(&name, e))?;
+    lines.push(line);
     Ok(lines)
 }
 

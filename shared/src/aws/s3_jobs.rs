@@ -335,6 +335,34 @@ impl JobStore for S3JobStore {
         Err(StoreError::Unavailable(format!("job {id} is updated too often to commit a change")))
     }
 
+    async fn put_replica(&self, job: Job) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            let (condition, before) = match self.read(job.id).await? {
+                Some((stored, _)) if stored.updated_at >= job.updated_at => return Ok(false),
+                Some((stored, etag)) => (Condition::IfMatch(etag), Some(stored)),
+                None => (Condition::IfAbsent, None),
+            };
+            if !job.status.is_terminal() {
+                self.put_marker(&unfinished_key(job.id)).await?;
+            }
+            if self.write(&job, condition).await? {
+                if let Some(key) = job.idempotency_key.as_deref() {
+                    let id = Bytes::from(job.id.to_string());
+                    self.bucket.put(&idempotency_key(&job.tenant, key), id, &Condition::Always).await?;
+                }
+                self.index(&job).await?;
+                if let Some(before) = before {
+                    self.after_transition(&before, &job).await;
+                } else if job.status.is_terminal() {
+                    self.remove_unfinished_marker(job.id).await?;
+                }
+                return Ok(true);
+            }
+            tokio::time::sleep(S3JobStore::backoff(attempt)).await;
+        }
+        Err(StoreError::Unavailable(format!("job {} is updated too often to copy", job.id)))
+    }
+
     async fn list_by_tenant(
         &self,
         tenant: &TenantId,

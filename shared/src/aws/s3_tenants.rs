@@ -87,4 +87,15 @@ impl TenantDirectory for S3TenantDirectory {
         tenants.sort();
         Ok(tenants)
     }
+
+    async fn list_keys(&self) -> Result<Vec<(String, TenantId)>, TenantError> {
+        let mut keys = Vec::new();
+        for key in self.bucket.list_all(API_KEYS).await? {
+            let Some(hash) = key.strip_prefix(API_KEYS) else { continue };
+            if let Some(owner) = self.find_tenant_by_key(hash).await? {
+                keys.push((hash.to_owned(), owner));
+            }
+        }
+        Ok(keys)
+    }
 }

@@ -163,6 +163,31 @@ impl JobStore for SqliteState {
             .await
     }
 
+    async fn put_replica(&self, job: Job) -> Result<bool, StoreError> {
+        self.db
+            .write(move |conn| {
+                if load(conn, &job.id.to_string())?.is_some_and(|stored| stored.updated_at >= job.updated_at) {
+                    return Ok(false);
+                }
+                conn.prepare_cached(
+                    "INSERT INTO jobs (id, tenant, idempotency_key, status, record) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        job.id.to_string(),
+                        job.tenant.as_str(),
+                        job.idempotency_key,
+                        job.status.as_str(),
+                        encode(&job).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?,
+                    ])
+                })
+                .map_err(sql_err)?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn list_by_tenant(
         &self,
         tenant: &TenantId,
@@ -273,12 +298,22 @@ impl TenantDirectory for SqliteState {
                 if !exists {
                     return Err(TenantError::NotFound(tenant));
                 }
-                conn.execute(
-                    "INSERT INTO api_keys (key_hash, tenant, created_at) VALUES (?1, ?2, ?3)",
-                    params![key_hash, tenant.as_str(), Utc::now().to_rfc3339()],
-                )
-                .map_err(tenant_err)?;
-                Ok(())
+                let owner: Option<String> = conn
+                    .query_row("SELECT tenant FROM api_keys WHERE key_hash = ?1", params![key_hash], |r| r.get(0))
+                    .optional()
+                    .map_err(tenant_err)?;
+                match owner {
+                    Some(owner) if owner == tenant.as_str() => Ok(()),
+                    Some(_) => Err(TenantError::Unavailable("api key hash is already registered".to_owned())),
+                    None => {
+                        conn.execute(
+                            "INSERT INTO api_keys (key_hash, tenant, created_at) VALUES (?1, ?2, ?3)",
+                            params![key_hash, tenant.as_str(), Utc::now().to_rfc3339()],
+                        )
+                        .map_err(tenant_err)?;
+                        Ok(())
+                    }
+                }
             })
             .await
     }
@@ -306,6 +341,21 @@ impl TenantDirectory for SqliteState {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(tenant_err)?;
                 Ok(ids.into_iter().filter_map(|id| id.parse().ok()).collect())
+            })
+            .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<(String, TenantId)>, TenantError> {
+        self.db
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare("SELECT key_hash, tenant FROM api_keys ORDER BY key_hash").map_err(tenant_err)?;
+                let rows = statement
+                    .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                    .map_err(tenant_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(tenant_err)?;
+                Ok(rows.into_iter().filter_map(|(hash, tenant)| Some((hash, tenant.parse().ok()?))).collect())
             })
             .await
     }

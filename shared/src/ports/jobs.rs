@@ -23,6 +23,10 @@ pub type Transition = Box<dyn Fn(&Job) -> Result<Job, TransitionError> + Send + 
 ///   cursor is the last id of the previous page.
 /// - `list_unfinished` returns jobs that are `queued` or `processing`, oldest first, without
 ///   scanning finished jobs.
+/// - `put_replica` stores a record copied from another region as it is (no transition), unless
+///   the stored record is at least as new (`updated_at`): copies may arrive late, twice or out
+///   of order and never move a record back. The indexes (tenant listing, unfinished jobs,
+///   idempotency keys) follow, as after `create` and `update`.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     async fn create(&self, job: Job) -> Result<CreateOutcome, StoreError>;
@@ -36,6 +40,8 @@ pub trait JobStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<JobPage, StoreError>;
     async fn list_unfinished(&self, after: Option<JobId>, limit: usize) -> Result<Vec<Job>, StoreError>;
+    /// Writes a record mirrored from another region; `false` when the stored one was as new.
+    async fn put_replica(&self, job: Job) -> Result<bool, StoreError>;
     /// Number of jobs per status, for status pages and metrics.
     async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>, StoreError>;
 }

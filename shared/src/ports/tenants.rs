@@ -11,14 +11,17 @@ use crate::domain::TenantId;
 /// Tenants and their API keys. Keys are stored only as SHA-256 hashes: they are 256-bit random
 /// secrets, so a fast hash is as good as a slow one and keeps authentication cheap.
 ///
-/// Contract: `add_tenant` is idempotent; `add_key` attaches a new key to an existing tenant;
-/// `find_tenant_by_key` returns the owner of a key hash or `None`.
+/// Contract: `add_tenant` is idempotent; `add_key` attaches a key to an existing tenant and is
+/// idempotent for the same owner (a key hash never changes owner); `find_tenant_by_key`
+/// returns the owner of a key hash or `None`; `list_keys` returns every key hash with its
+/// owner (for mirroring and backups).
 #[async_trait]
 pub trait TenantDirectory: Send + Sync + 'static {
     async fn add_tenant(&self, tenant: &TenantId) -> Result<(), TenantError>;
     async fn add_key(&self, tenant: &TenantId, key_hash: &str) -> Result<(), TenantError>;
     async fn find_tenant_by_key(&self, key_hash: &str) -> Result<Option<TenantId>, TenantError>;
     async fn list_tenants(&self) -> Result<Vec<TenantId>, TenantError>;
+    async fn list_keys(&self) -> Result<Vec<(String, TenantId)>, TenantError>;
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,0 +1,429 @@
+//! `surge drill`: a disaster-recovery rehearsal in one command. It runs Surge (`surge up` child
+//! processes), uploads a load, loses the primary in the middle (its processes SIGKILLed, its
+//! storage made unreachable), fails over, finishes the load in the secondary, fails back, and
+//! checks that every accepted job has exactly one result and every document and result is
+//! byte-identical in both regions.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use shared::backend::Backends;
+use shared::config::{Config, RegionConfig};
+use shared::domain::{JobId, JobStatus, TenantId};
+use shared::region::{RegionName, Topology};
+use tokio::process::{Child, Command};
+
+use super::{FailbackReport, FailoverReport, RecoveryError, Rpo, failback, failed, failover};
+
+/// What to rehearse with.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    pub jobs: usize,
+    pub tenants: Vec<TenantId>,
+    /// The `surge` executable to run as the deployment.
+    pub surge_binary: PathBuf,
+    /// Longest wait for the load to finish in each region.
+    pub timeout: Duration,
+}
+
+/// The drill's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub passed: bool,
+    pub data_dir: PathBuf,
+    pub tenants: usize,
+    pub jobs_accepted: u64,
+    /// Accepted before the primary was lost.
+    pub accepted_before_loss: u64,
+    /// Of those, finished in the primary before it was lost.
+    pub completed_before_loss: u64,
+    pub replication_mode: shared::config::ReplicationMode,
+    pub jobs_completed: u64,
+    pub jobs_lost: u64,
+    pub jobs_duplicated: u64,
+    pub checksum_mismatches: u64,
+    pub rpo: Rpo,
+    /// From the failover command to the first job completed in the secondary.
+    pub rto_secs: Option<f64>,
+    pub failover: FailoverReport,
+    pub failback: FailbackReport,
+    pub seconds: f64,
+}
+
+impl DrillReport {
+    /// A readable summary.
+    pub fn summary(&self) -> String {
+        let verdict = if self.passed { "PASSED" } else { "FAILED" };
+        let rpo = match (self.rpo.changes, self.rpo.oldest_secs) {
+            (Some(0), _) => "0 changes lost".to_owned(),
+            (Some(n), Some(age)) => format!("{n} changes, oldest {age:.1} s ({})", self.rpo.source),
+            (Some(n), None) => format!("{n} changes ({})", self.rpo.source),
+            (None, _) => format!("unknown ({})", self.rpo.source),
+        };
+        let rto = self.rto_secs.map_or("no job completed".to_owned(), |s| format!("{s:.1} s"));
+        format!(
+            "drill {verdict} in {:.1} s ({})\n\
+             tenants              {}\n\
+             replication          {:?}\n\
+             jobs accepted        {} ({} before the primary was lost, {} of them done there)\n\
+             jobs completed       {}\n\
+             jobs lost            {}\n\
+             jobs duplicated      {}\n\
+             checksum mismatches  {}\n\
+             RPO                  {rpo}\n\
+             RTO                  {rto} (failover to first job completed in the secondary)\n\
+             failover             epoch {}, {} jobs replayed, {} results adopted, old region fenced: {}\n\
+             failback             epoch {}, {} jobs and {} objects copied back, {} jobs replayed, {:.1} s\n",
+            self.seconds,
+            self.data_dir.display(),
+            self.tenants,
+            self.replication_mode,
+            self.jobs_accepted,
+            self.accepted_before_loss,
+            self.completed_before_loss,
+            self.jobs_completed,
+            self.jobs_lost,
+            self.jobs_duplicated,
+            self.checksum_mismatches,
+            self.failover.epoch,
+            self.failover.replay.replayed,
+            self.failover.replay.adopted_results,
+            self.failover.old_region_fenced,
+            self.failback.epoch,
+            self.failback.resync.jobs_copied + self.failback.catch_up.jobs_copied,
+            self.failback.resync.blobs_copied + self.failback.catch_up.blobs_copied,
+            self.failback.replay.replayed,
+            self.failback.seconds,
+        )
+    }
+}
+
+/// One upload the deployment acknowledged.
+#[derive(Debug, Clone)]
+struct Accepted {
+    id: JobId,
+}
+
+/// Runs the drill against the regions `config` names. With the default embedded regions the
+/// data directory should be fresh or belong to no running deployment.
+pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport, RecoveryError> {
+    let started = Instant::now();
+    if config.secondary_region().is_none() {
+        return Err(super::RecoveryError::NoSecondRegion);
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(failed)?;
+    let mut config = config.clone();
+    config.pool.autoscale = false;
+    config.backup.every_secs = 0;
+    let healthy_file = write_config(&config, &config.data_dir.join("drill.toml"))?;
+    let topology = Topology::open(&config).await?;
+    let replication_mode = topology.effective_mode();
+    if topology.active() != RegionName::Primary {
+        return Err(RecoveryError::Failed(
+            "the drill starts from the primary region; run `surge failback` first".into(),
+        ));
+    }
+    let backends = topology.backends();
+    let mut keys = Vec::new();
+    for tenant in &options.tenants {
+        keys.push((tenant.clone(), crate::add_tenant(&backends, tenant).await.map_err(failed)?));
+    }
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(failed)?;
+    let documents: Vec<(usize, Bytes)> = (0..options.jobs).map(|i| (i, drill_invoice(&run_id, i))).collect();
+    let (first, second) = documents.split_at(options.jobs / 2);
+
+    // 1. Load on the primary.
+    let mut deployment = Deployment::start(&options.surge_binary, &healthy_file).await?;
+    let mut accepted = upload(&client, &deployment.url, &keys, &run_id, first).await?;
+    let accepted_before_loss = accepted.len() as u64;
+    // Lose it in the middle of the work: once about a third of what it accepted is done.
+    let done_before_loss = wait_for(&backends, &accepted, accepted.len() / 3, options.timeout).await?;
+
+    // 2. Lose the primary: processes killed, storage unreachable.
+    deployment.kill();
+    let lost = make_primary_unreachable(&config)?;
+    let lost_file = write_config(&lost.config, &config.data_dir.join("drill-primary-lost.toml"))?;
+
+    // 3. Fail over and finish the load in the secondary.
+    let failover_at = Utc::now();
+    let failover_report = failover(&lost.config, RegionName::Secondary, "drill: primary lost", &|_| {}).await?;
+    let mut deployment = Deployment::start(&options.surge_binary, &lost_file).await?;
+    accepted.extend(upload(&client, &deployment.url, &keys, &run_id, second).await?);
+    let secondary = Topology::open(&lost.config).await?.backends();
+    wait_terminal(&secondary, &accepted, options.timeout).await?;
+    let rto_secs = first_completion_after(&secondary, &accepted, failover_at).await?;
+
+    // 4. The primary comes back: fail back, finish there.
+    deployment.stop().await;
+    lost.restore()?;
+    let failback_report = failback(&config, "drill: primary back", &|_| {}).await?;
+    let mut deployment = Deployment::start(&options.surge_binary, &healthy_file).await?;
+    let topology = Topology::open(&config).await?;
+    let primary = topology.region(RegionName::Primary).expect("active").clone();
+    let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
+    wait_terminal(&primary, &accepted, options.timeout).await?;
+    deployment.stop().await;
+
+    // 5. Check.
+    let (mut completed, mut lost_jobs, mut mismatches) = (0, 0, 0);
+    for job in &accepted {
+        let Some(record) = primary.jobs.get(job.id).await.map_err(failed)? else {
+            lost_jobs += 1;
+            continue;
+        };
+        if record.status != JobStatus::Succeeded {
+            lost_jobs += 1;
+            continue;
+        }
+        completed += 1;
+        for key in [Some(record.blob_key.clone()), record.result_key.clone()].into_iter().flatten() {
+            let here = primary.blobs.get(&key).await.map_err(failed)?;
+            let there = secondary.blobs.get(&key).await.map_err(failed)?;
+            let digest = |b: &Option<Bytes>| b.as_ref().map(|b| hex::encode(Sha256::digest(b)));
+            let same = here.is_some() && digest(&here) == digest(&there);
+            let document_intact = key != record.blob_key || digest(&here).as_deref() == Some(record.sha256.as_str());
+            if !same || !document_intact {
+                mismatches += 1;
+            }
+        }
+    }
+    let duplicated = duplicates(&primary, &options.tenants, &run_id).await?;
+    let report = DrillReport {
+        passed: lost_jobs == 0 && duplicated == 0 && mismatches == 0,
+        data_dir: config.data_dir.clone(),
+        tenants: options.tenants.len(),
+        jobs_accepted: accepted.len() as u64,
+        accepted_before_loss,
+        completed_before_loss: done_before_loss as u64,
+        replication_mode,
+        jobs_completed: completed,
+        jobs_lost: lost_jobs,
+        jobs_duplicated: duplicated,
+        checksum_mismatches: mismatches,
+        rpo: failover_report.rpo.clone(),
+        rto_secs,
+        failover: failover_report,
+        failback: failback_report,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(report)
+}
+
+/// A unique invoice per job (the drill's run id and number in the invoice id).
+fn drill_invoice(run_id: &str, n: usize) -> Bytes {
+    let text = std::str::from_utf8(crate::bench::SMALL_INVOICE).expect("utf-8");
+    Bytes::from(text.replace("BENCH-1", &format!("DRILL-{run_id}-{n}")))
+}
+
+/// Uploads `documents` (round robin over the tenants, eight at a time), retrying each until the
+/// deployment answers; returns what it acknowledged.
+async fn upload(
+    client: &reqwest::Client,
+    url: &str,
+    keys: &[(TenantId, shared::ports::ApiKey)],
+    run_id: &str,
+    documents: &[(usize, Bytes)],
+) -> Result<Vec<Accepted>, RecoveryError> {
+    let mut accepted = Vec::new();
+    for chunk in documents.chunks(8) {
+        let mut uploads = tokio::task::JoinSet::new();
+        for (n, body) in chunk {
+            let (_, key) = &keys[n % keys.len()];
+            let request = client
+                .post(format!("{url}/v1/documents"))
+                .bearer_auth(key.expose())
+                .header("content-type", "application/xml")
+                .header("idempotency-key", format!("drill-{run_id}-{n}"))
+                .body(body.clone());
+            uploads.spawn(async move {
+                for _ in 0..20 {
+                    if let Ok(response) = request.try_clone().expect("plain body").send().await
+                        && response.status().is_success()
+                        && let Ok(body) = response.json::<serde_json::Value>().await
+                        && let Some(id) = body["id"].as_str().and_then(|id| id.parse().ok())
+                    {
+                        return Ok(Accepted { id });
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(RecoveryError::Failed("an upload was refused 20 times".into()))
+            });
+        }
+        while let Some(joined) = uploads.join_next().await {
+            accepted.push(joined.map_err(failed)??);
+        }
+    }
+    Ok(accepted)
+}
+
+async fn wait_terminal(backends: &Backends, jobs: &[Accepted], timeout: Duration) -> Result<usize, RecoveryError> {
+    wait_for(backends, jobs, jobs.len(), timeout).await
+}
+
+/// Waits until at least `wanted` of `jobs` are finished (or `timeout`); returns how many are.
+async fn wait_for(
+    backends: &Backends,
+    jobs: &[Accepted],
+    wanted: usize,
+    timeout: Duration,
+) -> Result<usize, RecoveryError> {
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    while jobs.len() - pending.len() < wanted {
+        let mut still = Vec::new();
+        for id in pending {
+            let done = backends.jobs.get(id).await.map_err(failed)?.is_some_and(|job| job.status.is_terminal());
+            if !done {
+                still.push(id);
+            }
+        }
+        pending = still;
+        if jobs.len() - pending.len() >= wanted || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(jobs.len() - pending.len())
+}
+
+/// Seconds from `since` to the earliest completion after it among `jobs`.
+async fn first_completion_after(
+    backends: &Backends,
+    jobs: &[Accepted],
+    since: DateTime<Utc>,
+) -> Result<Option<f64>, RecoveryError> {
+    let mut first: Option<DateTime<Utc>> = None;
+    for job in jobs {
+        if let Some(record) = backends.jobs.get(job.id).await.map_err(failed)?
+            && let Some(finished) = record.finished_at
+            && finished > since
+        {
+            first = Some(first.map_or(finished, |f| f.min(finished)));
+        }
+    }
+    Ok(first.map(|f| (f - since).num_milliseconds() as f64 / 1000.0))
+}
+
+/// Jobs beyond one per upload (idempotency key) of this drill run.
+async fn duplicates(backends: &Backends, tenants: &[TenantId], run_id: &str) -> Result<u64, RecoveryError> {
+    let mut per_key: HashMap<String, u64> = HashMap::new();
+    for tenant in tenants {
+        let mut after = None;
+        loop {
+            let page = backends.jobs.list_by_tenant(tenant, None, after, 500).await.map_err(failed)?;
+            for job in &page.jobs {
+                if let Some(key) = job.idempotency_key.as_deref().filter(|k| k.contains(run_id)) {
+                    *per_key.entry(key.to_owned()).or_default() += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(per_key.values().map(|n| n - 1).sum())
+}
+
+fn write_config(config: &Config, path: &Path) -> Result<PathBuf, RecoveryError> {
+    let text = toml::to_string(config).map_err(failed)?;
+    std::fs::write(path, text).map_err(failed)?;
+    Ok(path.to_owned())
+}
+
+/// The primary made unreachable, and how to bring it back.
+struct LostPrimary {
+    /// The config as seen while the primary is lost.
+    config: Config,
+    /// An embedded primary moved aside: (where it was, where it is).
+    moved: Option<(PathBuf, PathBuf)>,
+}
+
+impl LostPrimary {
+    fn restore(&self) -> Result<(), RecoveryError> {
+        if let Some((home, aside)) = &self.moved {
+            std::fs::rename(aside, home).map_err(failed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Embedded: the primary's directory is moved aside. AWS: the primary's endpoint is pointed at
+/// a closed port.
+fn make_primary_unreachable(config: &Config) -> Result<LostPrimary, RecoveryError> {
+    let mut lost = config.clone();
+    match config.primary_region() {
+        RegionConfig::Embedded { data_dir } => {
+            let aside = data_dir.with_extension("unreachable");
+            std::fs::rename(&data_dir, &aside).map_err(failed)?;
+            Ok(LostPrimary { config: lost, moved: Some((data_dir, aside)) })
+        }
+        RegionConfig::Aws(mut settings) => {
+            settings.endpoint_url = Some("http://127.0.0.1:9".to_owned());
+            lost.primary = Some(RegionConfig::Aws(settings));
+            Ok(LostPrimary { config: lost, moved: None })
+        }
+    }
+}
+
+/// A `surge up` child process group on a free local port.
+struct Deployment {
+    child: Child,
+    url: String,
+}
+
+impl Deployment {
+    async fn start(binary: &Path, config_file: &Path) -> Result<Deployment, RecoveryError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(failed)?.port();
+        let mut command = Command::new(binary);
+        command
+            .args(["--config", &config_file.display().to_string(), "up", "--listen", &format!("127.0.0.1:{port}")])
+            .env("SURGE_LOG", std::env::var("SURGE_LOG").unwrap_or_else(|_| "warn".to_owned()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child =
+            command.spawn().map_err(|e| RecoveryError::Failed(format!("cannot start {}: {e}", binary.display())))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(Deployment { child, url });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(RecoveryError::Failed("the deployment did not become ready within 60 s".into()))
+    }
+
+    /// SIGKILL to the whole process group: the dispatcher and its workers die mid-work.
+    fn kill(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// SIGTERM and wait: workers drain.
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.is_err() {
+            self.kill();
+        }
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,87 @@
+//! The shipper: copies the changes announced in the active region's outbox to the other
+//! region, exports the replication lag, and leaves a status record in the other region so a
+//! failover can tell what had not arrived (the RPO) even when the active region is gone.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::backend::Backends;
+use shared::config::ReplicationMode;
+use shared::ports::BlobStore;
+use shared::region::Topology;
+use shared::replication::{ship_once, unshipped};
+use tokio_util::sync::CancellationToken;
+
+/// Where the shipper of the active region reports into the other region.
+pub const STATUS_KEY: &str = "region/replication.json";
+
+/// What the other region last heard from the active one's shipper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipperStatus {
+    pub mode: ReplicationMode,
+    pub epoch: u64,
+    pub reported_at: DateTime<Utc>,
+    /// Changes in the outbox at that time.
+    pub unshipped: u64,
+    /// Age of the oldest change shipped in the last round, seconds.
+    pub lag_secs: f64,
+}
+
+pub async fn read_status(blobs: &dyn BlobStore) -> Option<ShipperStatus> {
+    let bytes = blobs.get(STATUS_KEY).await.ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Ships until `stop`; does nothing when the epoch does not mirror or the peer is unreachable.
+pub async fn run(topology: Topology, report_every: Duration, stop: CancellationToken) {
+    let active = topology.active();
+    let (Some(local), Some(peer)) = (topology.region(active).cloned(), topology.region(active.other()).cloned()) else {
+        return;
+    };
+    if topology.effective_mode() == ReplicationMode::Off {
+        return;
+    }
+    let mut lag_secs = 0.0;
+    report(&topology, &local, &peer, lag_secs).await;
+    let mut last_report = tokio::time::Instant::now();
+    while !stop.is_cancelled() {
+        let round = tokio::select! {
+            _ = stop.cancelled() => return,
+            round = ship_once(&local, &peer, Duration::from_secs(1)) => round,
+        };
+        match round {
+            Ok(shipped) => {
+                lag_secs = shipped.lags_secs.iter().copied().fold(0.0, f64::max);
+                metrics::counter!("surge_replication_shipped_total").increment(shipped.lags_secs.len() as u64);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "replication outbox unreadable");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        metrics::gauge!("surge_replication_lag_seconds").set(lag_secs);
+        if last_report.elapsed() >= report_every {
+            last_report = tokio::time::Instant::now();
+            report(&topology, &local, &peer, lag_secs).await;
+        }
+    }
+}
+
+/// Exports the outbox depth and leaves a [`ShipperStatus`] in the other region.
+async fn report(topology: &Topology, local: &Backends, peer: &Backends, lag_secs: f64) {
+    let pending = unshipped(local).await.unwrap_or(0);
+    metrics::gauge!("surge_replication_unshipped_changes").set(pending as f64);
+    let status = ShipperStatus {
+        mode: topology.effective_mode(),
+        epoch: topology.epoch.epoch,
+        reported_at: Utc::now(),
+        unshipped: pending,
+        lag_secs,
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&status).expect("status serialises"));
+    if let Err(err) = peer.blobs.put(STATUS_KEY, bytes).await {
+        tracing::warn!(error = %err, "cannot report replication status to the other region");
+    }
+}
