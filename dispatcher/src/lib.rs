@@ -266,7 +266,8 @@ mod tests {
 
     #[test]
     fn a_partial_lane_table_keeps_that_lanes_other_defaults() {
-        let config = Config { scaling: toml::from_str("[large]\nidle_before_zero_secs = 300\n").unwrap(), ..Config::default() };
+        let config =
+            Config { scaling: toml::from_str("[large]\nidle_before_zero_secs = 300\n").unwrap(), ..Config::default() };
         let scaling = scaling_config(&config).unwrap();
         assert_eq!(scaling.large.idle_before_zero_secs, 300);
         assert!(scaling.large.scale_to_zero, "the large lane's own default survives");
