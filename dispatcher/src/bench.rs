@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
 use shared::backend::Backends;
-use shared::config::Config;
+use shared::config::{Config, ReplicationMode};
 use shared::domain::{DocumentType, Job, JobId, JobStatus, Lane, NewJob, TenantId};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -65,8 +65,10 @@ pub async fn pipeline(
     jobs: usize,
     workers: usize,
     worker_concurrency: usize,
+    replication: ReplicationMode,
 ) -> Result<PipelineReport, BenchError> {
     let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
+    config.replication.mode = replication;
     config.dispatcher.lane_lookahead_ms = 100;
     let backends = Backends::open(&config).await.map_err(failed)?;
     let tenant: TenantId = "bench".parse().map_err(failed)?;
@@ -85,6 +87,7 @@ pub async fn pipeline(
         env: vec![
             ("SURGE_WORKER__CONCURRENCY".to_owned(), worker_concurrency.to_string()),
             ("SURGE_LOG".to_owned(), "warn".to_owned()),
+            ("SURGE_REPLICATION__MODE".to_owned(), format!("{replication:?}").to_ascii_lowercase()),
         ],
         sizes: vec![(Lane::Small, workers)],
         drain_timeout: Duration::from_secs(5),
@@ -177,8 +180,14 @@ pub async fn pipeline(
 }
 
 /// (b) Small documents posted over HTTP by concurrent clients.
-pub async fn uploads(data_dir: PathBuf, uploads: usize, clients: usize) -> Result<UploadReport, BenchError> {
-    let config = Config { data_dir, ..Config::default() };
+pub async fn uploads(
+    data_dir: PathBuf,
+    uploads: usize,
+    clients: usize,
+    replication: ReplicationMode,
+) -> Result<UploadReport, BenchError> {
+    let mut config = Config { data_dir, ..Config::default() };
+    config.replication.mode = replication;
     let backends = Backends::open(&config).await.map_err(failed)?;
     let tenant: TenantId = "bench".parse().map_err(failed)?;
     let key = crate::add_tenant(&backends, &tenant).await.map_err(failed)?;

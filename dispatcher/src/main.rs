@@ -442,7 +442,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Bench { jobs, workers, worker_concurrency, uploads, clients, json } => {
-                bench(jobs, workers, worker_concurrency, uploads, clients, json).await
+                bench(jobs, workers, worker_concurrency, uploads, clients, json, config.replication.mode).await
             }
         }
     })
@@ -572,26 +572,36 @@ async fn bench(
     uploads: usize,
     clients: usize,
     json: bool,
+    replication: shared::config::ReplicationMode,
 ) -> anyhow::Result<()> {
     let worker_binary = sibling_binary("surge-worker")?;
     let scratch = tempfile::tempdir()?;
-    let pipeline =
-        dispatcher::bench::pipeline(scratch.path().join("pipeline"), worker_binary, jobs, workers, worker_concurrency)
-            .await?;
-    let upload = dispatcher::bench::uploads(scratch.path().join("uploads"), uploads, clients).await?;
+    let pipeline = dispatcher::bench::pipeline(
+        scratch.path().join("pipeline"),
+        worker_binary,
+        jobs,
+        workers,
+        worker_concurrency,
+        replication,
+    )
+    .await?;
+    let upload = dispatcher::bench::uploads(scratch.path().join("uploads"), uploads, clients, replication).await?;
     if json {
         println!("{}", serde_json::json!({ "pipeline": pipeline, "uploads": upload }));
         return Ok(());
     }
     println!(
-        "job pipeline (embedded backend, durable, {} surge-worker processes x {} in flight)",
+        "job pipeline (embedded backend, durable, replication {replication:?}, {} surge-worker processes x {} in flight)",
         workers, worker_concurrency
     );
     println!("  jobs              {}", pipeline.jobs);
     println!("  wall time         {:.2} s (enqueue done after {:.2} s)", pipeline.seconds, pipeline.enqueue_seconds);
     println!("  throughput        {:.0} jobs/s", pipeline.jobs_per_second);
     println!("  enqueue-to-done   p50 {:.1} ms, p99 {:.1} ms", pipeline.latency_p50_ms, pipeline.latency_p99_ms);
-    println!("uploads (HTTP, {} concurrent clients, {} byte UBL invoice)", upload.clients, upload.document_bytes);
+    println!(
+        "uploads (HTTP, {} concurrent clients, {} byte UBL invoice, replication {replication:?})",
+        upload.clients, upload.document_bytes
+    );
     println!("  uploads           {}", upload.uploads);
     println!("  throughput        {:.0} uploads/s", upload.uploads_per_second);
     println!("  latency           p50 {:.1} ms, p99 {:.1} ms", upload.latency_p50_ms, upload.latency_p99_ms);

@@ -157,7 +157,15 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     let mut deployment = Deployment::start(&options.surge_binary, &lost_file).await?;
     accepted.extend(upload(&client, &deployment.url, &keys, &run_id, second).await?);
     let secondary = Topology::open(&lost.config).await?.backends();
-    wait_terminal(&secondary, &accepted, options.timeout).await?;
+    // In async mode, jobs whose record had not been shipped are the RPO: they are late, not
+    // lost, and come back with the failback. Wait for the ones the secondary has.
+    let mut present = Vec::new();
+    for job in &accepted {
+        if secondary.jobs.get(job.id).await.map_err(failed)?.is_some() {
+            present.push(job.clone());
+        }
+    }
+    wait_terminal(&secondary, &present, options.timeout).await?;
     let rto_secs = first_completion_after(&secondary, &accepted, failover_at).await?;
 
     // 4. The primary comes back: fail back, finish there.
@@ -169,6 +177,11 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     let primary = topology.region(RegionName::Primary).expect("active").clone();
     let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
     wait_terminal(&primary, &accepted, options.timeout).await?;
+    // Let the shipper empty the outbox (async mode) before comparing the regions.
+    let deadline = Instant::now() + options.timeout;
+    while shared::replication::unshipped(&primary).await.unwrap_or(0) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     deployment.stop().await;
 
     // 5. Check.
