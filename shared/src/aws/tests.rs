@@ -217,7 +217,7 @@ async fn bootstrap_is_idempotent() {
     let clients = clients(&settings).await;
     let first = provision::bootstrap_with(&clients, &settings, 3).await.unwrap();
     assert!(first.iter().all(|line| line.starts_with("created")), "{first:?}");
-    assert_eq!(first.len(), 5, "bucket and four queues: {first:?}");
+    assert_eq!(first.len(), 6, "bucket and five queues: {first:?}");
     let second = provision::bootstrap_with(&clients, &settings, 4).await.unwrap();
     assert!(second.iter().all(|line| line.contains("exists")), "{second:?}");
     open_with(&clients, &settings, 4).await.expect("open after a second bootstrap");
