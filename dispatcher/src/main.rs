@@ -202,8 +202,8 @@ enum BackupCommand {
 
 #[derive(Subcommand)]
 enum AwsCommand {
-    /// Create the configured region's queues (with dead-letter queue and redrive policies) and
-    /// bucket if they are missing. Safe to run again.
+    /// Create the queues (with dead-letter queue and redrive policies) and the bucket of every
+    /// region on AWS (primary and secondary) if they are missing. Safe to run again.
     Bootstrap,
 }
 
@@ -259,11 +259,21 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Aws { command: AwsCommand::Bootstrap } => {
-                let shared::config::RegionConfig::Aws(settings) = config.primary_region() else {
-                    anyhow::bail!("the primary region is not on AWS: set [primary] backend = \"aws\" in the config");
-                };
-                for line in shared::aws::bootstrap(&settings, config.worker.max_attempts).await? {
-                    println!("{line}");
+                let regions = [("primary", Some(config.primary_region())), ("secondary", config.secondary_region())];
+                let on_aws: Vec<_> = regions
+                    .into_iter()
+                    .filter_map(|(name, region)| match region {
+                        Some(shared::config::RegionConfig::Aws(settings)) => Some((name, settings)),
+                        _ => None,
+                    })
+                    .collect();
+                if on_aws.is_empty() {
+                    anyhow::bail!("no region is on AWS: set [primary] backend = \"aws\" in the config");
+                }
+                for (name, settings) in on_aws {
+                    for line in shared::aws::bootstrap(&settings, config.worker.max_attempts).await? {
+                        println!("{name}: {line}");
+                    }
                 }
                 Ok(())
             }

@@ -31,8 +31,8 @@ use crate::backend::Backends;
 use crate::config::ReplicationMode;
 use crate::domain::{Job, JobId, JobStatus, TenantId};
 use crate::ports::{
-    BlobError, BlobMeta, BlobStore, CreateOutcome, JobPage, JobStore, Queue, QueueError, StoreError, TenantDirectory,
-    TenantError, Transition,
+    BlobError, BlobMeta, BlobStore, CreateOutcome, JobPage, JobStore, Queue, QueueError, Receipt, StoreError,
+    TenantDirectory, TenantError, Transition,
 };
 
 /// Blob keys that belong to one region and are never mirrored.
@@ -291,25 +291,49 @@ pub struct Shipped {
     pub lags_secs: Vec<f64>,
 }
 
+/// A notice received from the outbox: its receipt and when the change was made.
+type Announced = (Receipt, DateTime<Utc>);
+
 /// Ships up to a batch of notices from `local`'s outbox to `peer`; waits up to `wait` for one.
-/// A notice whose copy fails stays in the outbox and comes back after a while.
+/// The batch's changes are copied concurrently, each distinct change once (a copy reads the
+/// current state, so order does not matter). A notice whose copy fails stays in the outbox and
+/// comes back after a while.
 pub async fn ship_once(local: &Backends, peer: &Backends, wait: Duration) -> Result<Shipped, QueueError> {
     let received = local.replication.receive(10, Duration::from_secs(30), wait).await?;
     let mut shipped = Shipped::default();
     let mut done = Vec::new();
+    // Each distinct change with the notices (receipt, time of the change) that name it.
+    let mut by_change: Vec<(Change, Vec<Announced>)> = Vec::new();
     for message in received {
         let Ok(notice) = serde_json::from_slice::<Notice>(&message.body) else {
             tracing::warn!(message_id = %message.message_id, "unreadable replication notice dropped");
             done.push(message.receipt);
             continue;
         };
-        match copy(local, peer, &notice.change).await {
+        match by_change.iter_mut().find(|(change, _)| *change == notice.change) {
+            Some((_, notices)) => notices.push((message.receipt, notice.at)),
+            None => by_change.push((notice.change, vec![(message.receipt, notice.at)])),
+        }
+    }
+    let mut copies = tokio::task::JoinSet::new();
+    for (change, notices) in by_change {
+        let (local, peer) = (local.clone(), peer.clone());
+        copies.spawn(async move {
+            let copied = copy(&local, &peer, &change).await;
+            (change, notices, copied)
+        });
+    }
+    while let Some(joined) = copies.join_next().await {
+        let Ok((change, notices, copied)) = joined else { continue };
+        match copied {
             Ok(()) => {
-                let age = (Utc::now() - notice.at).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
-                shipped.lags_secs.push(age);
-                done.push(message.receipt);
+                let now = Utc::now();
+                for (receipt, at) in notices {
+                    shipped.lags_secs.push((now - at).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6);
+                    done.push(receipt);
+                }
             }
-            Err(err) => tracing::warn!(change = ?notice.change, error = %err, "replication copy failed; retried later"),
+            Err(err) => tracing::warn!(change = ?change, error = %err, "replication copy failed; retried later"),
         }
     }
     if !done.is_empty() {

@@ -1,54 +1,178 @@
-//! Disaster recovery on the embedded default: the drill (load, primary lost, failover, replay,
-//! failback) loses and duplicates nothing; backups verify; a demoted region's `surge up` stops.
+//! Disaster recovery on both backends (embedded: two data directories; AWS: two regions on the
+//! test server): the drill (load, primary lost, failover, replay, failback) loses and duplicates
+//! nothing in sync and async mode; backups verify and restore; replay is idempotent; a primary
+//! that is still running when the secondary is promoted stops.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::support::binary;
+use serde_json::Value;
+use shared::config::Config;
+use shared::region::{RegionName, Topology};
 
-#[test]
-fn drill_loses_and_duplicates_nothing_in_sync_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(binary("surge"))
-        .args(["--data-dir", &dir.path().display().to_string(), "drill", "--jobs", "60", "--json"])
-        .env("SURGE_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "drill failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["passed"], true, "{report}");
-    assert_eq!(report["jobs_accepted"], 60);
-    assert_eq!(report["jobs_completed"], 60);
-    assert_eq!(report["jobs_lost"], 0);
-    assert_eq!(report["jobs_duplicated"], 0);
-    assert_eq!(report["checksum_mismatches"], 0);
-    assert_eq!(report["rpo"]["changes"], 0, "sync mode loses nothing: {report}");
-    assert!(report["rto_secs"].as_f64().is_some(), "a job completed in the secondary: {report}");
-    assert_eq!(report["failback"]["epoch"], 3);
+use crate::support::{Backend, aws_endpoint, binary, on_both_backends};
 
-    // Backups of what the drill left: create, list, verify (every checksum), replay idempotency.
-    let surge = |args: &[&str]| {
-        let output = Command::new(binary("surge"))
-            .args(["--data-dir", &dir.path().display().to_string()])
-            .args(args)
-            .env("SURGE_LOG", "warn")
-            .output()
-            .unwrap();
+on_both_backends!(drill_in_sync_mode_then_backup_restore_and_replay, drill_in_async_mode, a_running_primary_is_fenced);
+
+/// A scratch deployment with two regions: its data directory and config file.
+struct TwoRegions {
+    /// Kept for its lifetime: the scratch data directory.
+    _dir: tempfile::TempDir,
+    config_file: PathBuf,
+}
+
+impl TwoRegions {
+    /// Embedded: `region-1` and `region-2` under the data directory. AWS: eu-central-1 and
+    /// eu-west-1 on the test server, each with a fresh bucket and queue prefix, bootstrapped.
+    fn new(backend: Backend, mode: &str) -> TwoRegions {
+        let dir = tempfile::tempdir().unwrap();
+        let config_file = dir.path().join("surge.toml");
+        let mut text = format!("data_dir = {:?}\n[replication]\nmode = {mode:?}\n", dir.path().display().to_string());
+        if backend == Backend::Aws {
+            let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+            for (table, region, letter) in [("primary", "eu-central-1", "p"), ("secondary", "eu-west-1", "s")] {
+                text.push_str(&format!(
+                    "[{table}]\nbackend = \"aws\"\nregion = \"{region}\"\nendpoint_url = {:?}\n\
+                     bucket = \"surge-{letter}-{suffix}\"\nqueue_prefix = \"{letter}{suffix}-\"\n",
+                    aws_endpoint()
+                ));
+            }
+        }
+        std::fs::write(&config_file, text).unwrap();
+        let regions = TwoRegions { _dir: dir, config_file };
+        if backend == Backend::Aws {
+            let output = regions.command(&["aws", "bootstrap"]).output().unwrap();
+            assert!(output.status.success(), "bootstrap: {}", String::from_utf8_lossy(&output.stderr));
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                stdout.contains("primary: created bucket") && stdout.contains("secondary: created bucket"),
+                "{stdout}"
+            );
+        }
+        regions
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary("surge"));
+        command.args(["--config", &self.config_file.display().to_string()]).args(args).env("SURGE_LOG", "warn");
+        command
+    }
+
+    /// Runs an operator command with `--json` and returns what it printed.
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self.command(args).arg("--json").output().unwrap();
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-    };
-    let manifest = surge(&["backup", "create", "--json"]);
-    assert_eq!(manifest["jobs"], 60);
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn config(&self) -> Config {
+        Config::load(Some(&self.config_file), &Default::default()).unwrap()
+    }
+
+    async fn topology(&self) -> Topology {
+        Topology::open_any(&self.config()).await.unwrap()
+    }
+}
+
+fn assert_drill_passed(report: &Value, jobs: u64) {
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["jobs_accepted"], jobs, "{report}");
+    assert_eq!(report["jobs_completed"], jobs, "{report}");
+    assert_eq!(report["jobs_lost"], 0, "{report}");
+    assert_eq!(report["jobs_duplicated"], 0, "{report}");
+    assert_eq!(report["checksum_mismatches"], 0, "{report}");
+    assert!(report["rto_secs"].as_f64().is_some(), "a job completed in the secondary: {report}");
+    assert_eq!(report["failback"]["epoch"], 3, "{report}");
+}
+
+async fn drill_in_sync_mode_then_backup_restore_and_replay(backend: Backend) {
+    let regions = TwoRegions::new(backend, "sync");
+    let jobs = 40;
+    let report = regions.json(&["drill", "--jobs", &jobs.to_string(), "--tenants", "acme,globex"]);
+    assert_drill_passed(&report, jobs);
+    assert_eq!(report["rpo"]["changes"], 0, "sync mode loses nothing: {report}");
+
+    // A backup of what the drill left: create, list, verify every checksum in a scratch place.
+    let manifest = regions.json(&["backup", "create"]);
+    assert_eq!(manifest["jobs"], jobs);
     let id = manifest["id"].as_str().unwrap().to_owned();
-    let listed = surge(&["backup", "list", "--json"]);
-    assert!(listed.as_array().unwrap().iter().any(|b| b["id"] == id.as_str()));
-    let verified = surge(&["backup", "verify", &id, "--json"]);
-    assert_eq!(verified["jobs"], 60);
-    assert!(verified["objects_checked"].as_u64().unwrap() >= 120, "documents and results: {verified}");
-    assert_eq!(verified["mismatched"].as_array().unwrap().len(), 0);
-    let replay = surge(&["replay", "--status", "succeeded", "--json"]);
+    let listed = regions.json(&["backup", "list"]);
+    assert!(listed.as_array().unwrap().iter().any(|b| b["id"] == id.as_str()), "{listed}");
+    let verified = regions.json(&["backup", "verify", &id]);
+    assert_eq!(verified["jobs"], jobs);
+    assert!(verified["objects_checked"].as_u64().unwrap() >= 2 * jobs, "documents and results: {verified}");
+    assert_eq!(verified["mismatched"].as_array().unwrap().len(), 0, "{verified}");
+    assert_eq!(verified["missing"].as_array().unwrap().len(), 0, "{verified}");
+
+    // Lose a document in the primary; restoring the backup brings it back, byte for byte.
+    let topology = regions.topology().await;
+    let primary = topology.region(RegionName::Primary).unwrap();
+    let document = primary.blobs.list("documents/").await.unwrap().into_iter().next().expect("a document");
+    let original = primary.blobs.get(&document).await.unwrap().unwrap();
+    primary.blobs.delete(&document).await.unwrap();
+    let restored = regions.json(&["backup", "restore", &id, "--to", "primary"]);
+    assert_eq!(restored["jobs"], jobs, "{restored}");
+    assert_eq!(primary.blobs.get(&document).await.unwrap(), Some(original), "{document} restored");
+
+    // Replay is idempotent: finished jobs are never replayed, and a dry run changes nothing.
+    let replay = regions.json(&["replay", "--status", "succeeded"]);
     assert_eq!(replay["replayed"], 0, "a job with a result is never replayed: {replay}");
-    let status = surge(&["status", "--json"]);
-    assert_eq!(status["epoch"]["active"], "primary");
-    assert_eq!(status["epoch"]["epoch"], 3);
+    let dry = regions.json(&["replay", "--tenant", "acme", "--dry-run"]);
+    assert_eq!(dry["replayed"], 0, "{dry}");
+    let status = regions.json(&["status"]);
+    assert_eq!(status["epoch"]["active"], "primary", "{status}");
+    assert_eq!(status["epoch"]["epoch"], 3, "{status}");
+}
+
+async fn drill_in_async_mode(backend: Backend) {
+    let regions = TwoRegions::new(backend, "async");
+    let jobs = 30;
+    let report = regions.json(&["drill", "--jobs", &jobs.to_string()]);
+    assert_drill_passed(&report, jobs);
+    assert_eq!(report["replication_mode"], "async", "{report}");
+    assert!(report["rpo"]["changes"].as_u64().is_some(), "async mode measures what had not shipped: {report}");
+}
+
+/// A `surge up` that keeps running on the primary while an operator promotes the secondary
+/// (a partition healed, or a failover while the old primary is still alive) stops serving as
+/// soon as it sees the newer epoch; uploads go nowhere near the demoted region afterwards.
+async fn a_running_primary_is_fenced(backend: Backend) {
+    let regions = TwoRegions::new(backend, "sync");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut up = regions
+        .command(&["up", "--listen", &format!("127.0.0.1:{port}"), "--small-workers", "1", "--large-workers", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "surge up did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let failover = regions.json(&["failover", "--to", "secondary", "--wait-secs", "0"]);
+    assert_eq!(failover["failover"]["old_region_fenced"], true, "{failover}");
+    assert_eq!(failover["failover"]["epoch"], 2, "{failover}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = up.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the demoted surge up is still running 30 s after the failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut up.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "a demoted deployment exits with an error");
+    assert!(stderr.contains("epoch"), "says why it stopped: {stderr}");
+
+    let topology = regions.topology().await;
+    assert_eq!(topology.active(), RegionName::Secondary);
+    let status = regions.json(&["status"]);
+    assert_eq!(status["epoch"]["active"], "secondary", "{status}");
 }

@@ -48,6 +48,9 @@ pub struct DrillReport {
     pub jobs_lost: u64,
     pub jobs_duplicated: u64,
     pub checksum_mismatches: u64,
+    /// The first mismatched keys: missing or different in the secondary, or a document whose
+    /// checksum differs from its job record's.
+    pub mismatched_keys: Vec<String>,
     pub rpo: Rpo,
     /// From the failover command to the first job completed in the secondary.
     pub rto_secs: Option<f64>,
@@ -186,6 +189,7 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
 
     // 5. Check.
     let (mut completed, mut lost_jobs, mut mismatches) = (0, 0, 0);
+    let mut mismatched_keys = Vec::new();
     for job in &accepted {
         let Some(record) = primary.jobs.get(job.id).await.map_err(failed)? else {
             lost_jobs += 1;
@@ -204,6 +208,9 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
             let document_intact = key != record.blob_key || digest(&here).as_deref() == Some(record.sha256.as_str());
             if !same || !document_intact {
                 mismatches += 1;
+                if mismatched_keys.len() < 20 {
+                    mismatched_keys.push(key);
+                }
             }
         }
     }
@@ -220,6 +227,7 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
         jobs_lost: lost_jobs,
         jobs_duplicated: duplicated,
         checksum_mismatches: mismatches,
+        mismatched_keys,
         rpo: failover_report.rpo.clone(),
         rto_secs,
         failover: failover_report,

@@ -161,7 +161,10 @@ pub async fn failback(
     // copying what they did meanwhile.
     tokio::time::sleep(Duration::from_millis(2 * config.replication.check_every_ms + 500)).await;
     let catch_up = resync(secondary, primary, progress).await.map_err(failed)?;
-    let replay = replay_jobs(primary, &Selection::unfinished(), false, progress).await.map_err(failed)?;
+    // Replayed through the mirrored ports of the restored topology, so that what the replay
+    // changes (adopted results above all) reaches the secondary too.
+    let mirrored = Topology::open(config).await?.backends();
+    let replay = replay_jobs(&mirrored, &Selection::unfinished(), false, progress).await.map_err(failed)?;
     Ok(FailbackReport {
         epoch: epoch.epoch,
         resync: resynced,

@@ -203,10 +203,15 @@ async fn replay_one(
     if has_result && !job.status.is_terminal() {
         report.adopted_results += 1;
         if !dry_run {
-            backends
-                .jobs
-                .update(job.id, Box::new(move |j: &Job| j.adopt_result(result_key.clone(), Utc::now())))
-                .await?;
+            // Written again so that a mirrored `backends` carries the result to the other region
+            // too: the worker that stored it may have died before announcing it.
+            if let Some(bytes) =
+                backends.blobs.get(&result_key).await.map_err(|e| ReplayError::Backend(e.to_string()))?
+            {
+                backends.blobs.put(&result_key, bytes).await.map_err(|e| ReplayError::Backend(e.to_string()))?;
+            }
+            let key = result_key.clone();
+            backends.jobs.update(job.id, Box::new(move |j: &Job| j.adopt_result(key.clone(), Utc::now()))).await?;
         }
         return Ok(None);
     }
