@@ -188,11 +188,16 @@ pub async fn up(
     if let Some(file) = &options.config_file {
         args.extend(["--config".to_owned(), file.display().to_string()]);
     }
+    // On ECS the workers are the services' tasks: the local pool stays empty.
+    let local_sizes = match config.pool.ecs {
+        Some(_) => (0, 0),
+        None => (config.pool.small_workers, config.pool.large_workers),
+    };
     let spec = pool::PoolSpec {
         binary: options.worker_binary,
         args,
         env: Vec::new(),
-        sizes: vec![(Lane::Small, config.pool.small_workers), (Lane::Large, config.pool.large_workers)],
+        sizes: vec![(Lane::Small, local_sizes.0), (Lane::Large, local_sizes.1)],
         drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
     };
     // The pool stops with everything else: on a terminal's Ctrl-C the workers got SIGINT too and
@@ -206,8 +211,17 @@ pub async fn up(
     };
     let autoscaling = if config.pool.autoscale {
         let mut scaling = scaling_config(&config)?;
-        fit_to_this_machine(&mut scaling, &config);
-        Some(Autoscaling { target: pool.clone() as Arc<dyn ScaleTarget>, config: scaling })
+        if config.pool.ecs.is_none() {
+            fit_to_this_machine(&mut scaling, &config);
+        }
+        let target: Arc<dyn ScaleTarget> = match &config.pool.ecs {
+            Some(ecs) => {
+                tracing::info!(cluster = %ecs.cluster, small = %ecs.small_service, large = %ecs.large_service, "scaling ECS services");
+                Arc::new(shared::aws::EcsScaleTarget::connect(ecs).await)
+            }
+            None => pool.clone(),
+        };
+        Some(Autoscaling { target, config: scaling })
     } else {
         None
     };

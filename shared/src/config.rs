@@ -219,6 +219,9 @@ pub struct PoolConfig {
     pub large_workers: usize,
     /// Path of the `surge-worker` binary; default: next to `surge`.
     pub worker_binary: Option<PathBuf>,
+    /// Resize these ECS services instead of starting local worker processes (the dispatcher
+    /// on AWS). `small_workers` and `large_workers` are then ignored.
+    pub ecs: Option<EcsSettings>,
 }
 
 impl Default for Config {
@@ -285,7 +288,7 @@ impl Default for DispatcherConfig {
 
 impl Default for PoolConfig {
     fn default() -> PoolConfig {
-        PoolConfig { autoscale: true, small_workers: 2, large_workers: 1, worker_binary: None }
+        PoolConfig { autoscale: true, small_workers: 2, large_workers: 1, worker_binary: None, ecs: None }
     }
 }
 
