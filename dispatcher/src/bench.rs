@@ -41,6 +41,25 @@ pub struct UploadReport {
     pub latency_p99_ms: f64,
 }
 
+/// Figures of the replication benchmark: async mirroring under a sustained upload load, then a
+/// replay of every job.
+#[derive(Debug, Serialize)]
+pub struct ReplicationReport {
+    pub uploads: usize,
+    pub clients: usize,
+    pub uploads_per_second: f64,
+    pub changes_shipped: usize,
+    /// From a change in the primary to its arrival in the secondary.
+    pub lag_p50_ms: f64,
+    pub lag_p99_ms: f64,
+    pub lag_max_ms: f64,
+    /// From the last upload's answer until the outbox was empty.
+    pub drained_after_secs: f64,
+    pub replayed_jobs: u64,
+    pub replay_seconds: f64,
+    pub replay_jobs_per_second: f64,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("benchmark failed: {0}")]
 pub struct BenchError(String);
@@ -200,6 +219,97 @@ pub async fn uploads(
         axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
     });
 
+    let (seconds, latencies) = post_load(address, &key, uploads, clients).await?;
+    stop.cancel();
+    let _ = server.await;
+    Ok(UploadReport {
+        uploads,
+        clients,
+        document_bytes: SMALL_INVOICE.len(),
+        seconds,
+        uploads_per_second: uploads as f64 / seconds,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p99_ms: percentile(&latencies, 99.0),
+    })
+}
+
+/// (c) Async mirroring under a sustained upload load (two embedded regions, the shippers that
+/// `surge up` runs), then a replay of every (still queued) job as a failover would do it.
+pub async fn replication(data_dir: PathBuf, uploads: usize, clients: usize) -> Result<ReplicationReport, BenchError> {
+    let mut config = Config { data_dir, ..Config::default() };
+    config.replication.mode = ReplicationMode::Async;
+    let topology = shared::region::Topology::open(&config).await.map_err(failed)?;
+    let active = topology.active();
+    let local = topology.region(active).cloned().ok_or_else(|| BenchError("no active region".into()))?;
+    let peer = topology.region(active.other()).cloned().ok_or_else(|| BenchError("no second region".into()))?;
+    let backends = topology.backends();
+    let tenant: TenantId = "bench".parse().map_err(failed)?;
+    let key = crate::add_tenant(&backends, &tenant).await.map_err(failed)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(failed)?;
+    let address = listener.local_addr().map_err(failed)?;
+    let app = api::router(api::ApiState::new(backends.clone(), config.api.clone(), None));
+    let stop = CancellationToken::new();
+    let server_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { server_stop.cancelled().await }).await
+    });
+
+    let lags = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let loaded = CancellationToken::new();
+    let mut shippers = JoinSet::new();
+    for _ in 0..crate::recovery::ship::SHIPPERS {
+        let (local, peer, lags, loaded) = (local.clone(), peer.clone(), Arc::clone(&lags), loaded.clone());
+        shippers.spawn(async move {
+            loop {
+                let shipped = shared::replication::ship_once(&local, &peer, Duration::from_millis(100)).await?;
+                let idle = shipped.lags_secs.is_empty();
+                lags.lock().expect("not poisoned").extend(shipped.lags_secs);
+                if idle && loaded.is_cancelled() && shared::replication::unshipped(&local).await? == 0 {
+                    return Ok::<_, shared::ports::QueueError>(Instant::now());
+                }
+            }
+        });
+    }
+    let (seconds, _) = post_load(address, &key, uploads, clients).await?;
+    let load_done = Instant::now();
+    loaded.cancel();
+    let mut drained = load_done;
+    while let Some(joined) = shippers.join_next().await {
+        drained = drained.max(joined.map_err(failed)?.map_err(failed)?);
+    }
+    stop.cancel();
+    let _ = server.await;
+    let mut lags: Vec<f64> = std::mem::take(&mut *lags.lock().expect("not poisoned"));
+    lags.iter_mut().for_each(|lag| *lag *= 1000.0);
+    lags.sort_by(f64::total_cmp);
+
+    let started = Instant::now();
+    let selection = crate::recovery::replay::Selection::unfinished();
+    let replay = crate::recovery::replay::replay_jobs(&local, &selection, false, &|_| {}).await.map_err(failed)?;
+    let replay_seconds = started.elapsed().as_secs_f64();
+    Ok(ReplicationReport {
+        uploads,
+        clients,
+        uploads_per_second: uploads as f64 / seconds,
+        changes_shipped: lags.len(),
+        lag_p50_ms: percentile(&lags, 50.0),
+        lag_p99_ms: percentile(&lags, 99.0),
+        lag_max_ms: lags.last().copied().unwrap_or(0.0),
+        drained_after_secs: (drained - load_done).as_secs_f64(),
+        replayed_jobs: replay.replayed,
+        replay_seconds,
+        replay_jobs_per_second: replay.replayed as f64 / replay_seconds,
+    })
+}
+
+/// Posts `uploads` copies of [`SMALL_INVOICE`] from `clients` concurrent clients to the API at
+/// `address`; returns the wall time and the sorted latencies in milliseconds.
+async fn post_load(
+    address: std::net::SocketAddr,
+    key: &shared::ports::ApiKey,
+    uploads: usize,
+    clients: usize,
+) -> Result<(f64, Vec<f64>), BenchError> {
     let document = Bytes::from_static(SMALL_INVOICE);
     let client = reqwest::Client::new();
     let url = format!("http://{address}/v1/documents");
@@ -240,18 +350,8 @@ pub async fn uploads(
         latencies.extend(result.map_err(failed)??);
     }
     let seconds = started.elapsed().as_secs_f64();
-    stop.cancel();
-    let _ = server.await;
     latencies.sort_by(f64::total_cmp);
-    Ok(UploadReport {
-        uploads,
-        clients,
-        document_bytes: document.len(),
-        seconds,
-        uploads_per_second: uploads as f64 / seconds,
-        latency_p50_ms: percentile(&latencies, 50.0),
-        latency_p99_ms: percentile(&latencies, 99.0),
-    })
+    Ok((seconds, latencies))
 }
 
 /// A minimal UBL invoice, about 1.5 KiB, so the upload benchmark needs no sample files.

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod pool;
 pub mod recovery;
+pub mod running;
 pub mod scaling;
 pub mod schedule;
 pub mod simulate;

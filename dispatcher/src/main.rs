@@ -563,15 +563,26 @@ async fn up(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> 
     tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
     let data_dir = config.data_dir.clone();
     let options = dispatcher::UpOptions { worker_binary, config_file };
-    dispatcher::up(config, options, metrics, shutdown, |ready| {
+    let mut record = None;
+    let served = dispatcher::up(config, options, metrics, shutdown, |ready| {
         if let Some(key) = ready.demo_key {
             println!("first start: created tenant 'demo' with API key {}", key.expose());
             println!("(store it now; it is not shown again. More keys: surge tenant add NAME)");
         }
         println!("data directory: {}", data_dir.display());
         println!("Surge is listening on http://{}", ready.address);
+        // For operator commands that work against the running deployment (`surge drill`).
+        let running = dispatcher::running::RunningDeployment::this_process(format!("http://{}", ready.address));
+        match std::fs::create_dir_all(&data_dir).and_then(|()| running.write(&data_dir)) {
+            Ok(()) => record = Some(running),
+            Err(err) => tracing::warn!(error = %err, "cannot record the running deployment in the data directory"),
+        }
     })
-    .await?;
+    .await;
+    if let Some(record) = record {
+        record.remove(&data_dir);
+    }
+    served?;
     Ok(())
 }
 
@@ -596,8 +607,9 @@ async fn bench(
     )
     .await?;
     let upload = dispatcher::bench::uploads(scratch.path().join("uploads"), uploads, clients, replication).await?;
+    let mirrored = dispatcher::bench::replication(scratch.path().join("replication"), uploads, clients).await?;
     if json {
-        println!("{}", serde_json::json!({ "pipeline": pipeline, "uploads": upload }));
+        println!("{}", serde_json::json!({ "pipeline": pipeline, "uploads": upload, "replication": mirrored }));
         return Ok(());
     }
     println!(
@@ -615,6 +627,21 @@ async fn bench(
     println!("  uploads           {}", upload.uploads);
     println!("  throughput        {:.0} uploads/s", upload.uploads_per_second);
     println!("  latency           p50 {:.1} ms, p99 {:.1} ms", upload.latency_p50_ms, upload.latency_p99_ms);
+    println!(
+        "replication (async, two embedded regions, the same uploads at {:.0}/s, {} shipping loops)",
+        mirrored.uploads_per_second,
+        dispatcher::recovery::ship::SHIPPERS
+    );
+    println!("  changes shipped   {}", mirrored.changes_shipped);
+    println!(
+        "  lag               p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        mirrored.lag_p50_ms, mirrored.lag_p99_ms, mirrored.lag_max_ms
+    );
+    println!("  outbox empty      {:.2} s after the last upload", mirrored.drained_after_secs);
+    println!(
+        "replay (failover path: every unfinished job re-enqueued)\n  jobs              {}\n  throughput        {:.0} jobs/s ({:.2} s)",
+        mirrored.replayed_jobs, mirrored.replay_jobs_per_second, mirrored.replay_seconds
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! that is still running when the secondary is promoted stops.
 
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,42 @@ impl TwoRegions {
     }
 }
 
+/// A `surge up` of a test: killed with its process group if the test ends early.
+struct Up(std::process::Child);
+
+impl Up {
+    fn spawn(regions: &TwoRegions, port: u16) -> Up {
+        let listen = format!("127.0.0.1:{port}");
+        let child = regions
+            .command(&["up", "--listen", &listen, "--small-workers", "1", "--large-workers", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Up(child)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        killpg(self.0.id());
+    }
+}
+
+fn killpg(pid: u32) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+}
+
+async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "surge up did not become ready at {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn assert_drill_passed(report: &Value, jobs: u64) {
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["jobs_accepted"], jobs, "{report}");
@@ -140,19 +177,8 @@ async fn drill_in_async_mode(backend: Backend) {
 async fn a_running_primary_is_fenced(backend: Backend) {
     let regions = TwoRegions::new(backend, "sync");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut up = regions
-        .command(&["up", "--listen", &format!("127.0.0.1:{port}"), "--small-workers", "1", "--large-workers", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(Instant::now() < deadline, "surge up did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut up = Up::spawn(&regions, port);
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
 
     let failover = regions.json(&["failover", "--to", "secondary", "--wait-secs", "0"]);
     assert_eq!(failover["failover"]["old_region_fenced"], true, "{failover}");
@@ -160,14 +186,14 @@ async fn a_running_primary_is_fenced(backend: Backend) {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = up.try_wait().unwrap() {
+        if let Some(status) = up.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "the demoted surge up is still running 30 s after the failover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut up.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut up.0.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!status.success(), "a demoted deployment exits with an error");
     assert!(stderr.contains("epoch"), "says why it stopped: {stderr}");
 
@@ -175,4 +201,52 @@ async fn a_running_primary_is_fenced(backend: Backend) {
     assert_eq!(topology.active(), RegionName::Secondary);
     let status = regions.json(&["status"]);
     assert_eq!(status["epoch"]["active"], "secondary", "{status}");
+}
+
+/// `surge drill` next to a running `surge up` rehearses on that deployment: it loads it, kills
+/// it and its workers, fails over, fails back and starts it again as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drill_against_a_running_deployment() {
+    let regions = TwoRegions::new(Backend::Embedded, "sync");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = Up::spawn(&regions, port);
+    wait_ready(&url).await;
+    let original = up.0.id();
+    let record = regions.config().data_dir.join("surge-up.json");
+    // Whatever happens below, the deployment the drill starts again does not outlive the test.
+    struct Restarted(PathBuf);
+    impl Drop for Restarted {
+        fn drop(&mut self) {
+            let running = std::fs::read(&self.0).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            if let Some(pid) = running.and_then(|r| r["pid"].as_u64()) {
+                killpg(pid as u32);
+            }
+        }
+    }
+    let _restarted = Restarted(record.clone());
+
+    let output = regions.command(&["drill", "--jobs", "40", "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    });
+    assert_drill_passed(&report, 40);
+    let deployment = report["deployment"].as_str().unwrap();
+    assert!(deployment.starts_with(&format!("the running deployment (pid {original}")), "{deployment}");
+    assert!(up.0.wait().unwrap().code().is_none(), "the original surge up was killed by a signal");
+
+    // The deployment runs again, on the primary.
+    let client = reqwest::Client::new();
+    let status = client.get(format!("{url}/readyz")).send().await.unwrap().status();
+    assert!(status.is_success(), "restarted deployment answers: {status}");
+    let running: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let pid = running["pid"].as_u64().unwrap() as i32;
+    assert_ne!(pid as u32, original);
+    assert_eq!(regions.json(&["status"])["epoch"]["active"], "primary");
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while record.exists() {
+        assert!(Instant::now() < deadline, "the restarted deployment did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

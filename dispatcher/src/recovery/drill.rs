@@ -37,6 +37,8 @@ pub struct DrillOptions {
 pub struct DrillReport {
     pub passed: bool,
     pub data_dir: PathBuf,
+    /// Which deployment lost its primary: one the drill started, or the one running there.
+    pub deployment: String,
     pub tenants: usize,
     pub jobs_accepted: u64,
     /// Accepted before the primary was lost.
@@ -72,6 +74,7 @@ impl DrillReport {
         let rto = self.rto_secs.map_or("no job completed".to_owned(), |s| format!("{s:.1} s"));
         format!(
             "drill {verdict} in {:.1} s ({})\n\
+             deployment           {}\n\
              tenants              {}\n\
              replication          {:?}\n\
              jobs accepted        {} ({} before the primary was lost, {} of them done there)\n\
@@ -85,6 +88,7 @@ impl DrillReport {
              failback             epoch {}, {} jobs and {} objects copied back, {} jobs replayed, {:.1} s\n",
             self.seconds,
             self.data_dir.display(),
+            self.deployment,
             self.tenants,
             self.replication_mode,
             self.jobs_accepted,
@@ -142,15 +146,28 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     let documents: Vec<(usize, Bytes)> = (0..options.jobs).map(|i| (i, drill_invoice(&run_id, i))).collect();
     let (first, second) = documents.split_at(options.jobs / 2);
 
-    // 1. Load on the primary.
-    let mut deployment = Deployment::start(&options.surge_binary, &healthy_file).await?;
-    let mut accepted = upload(&client, &deployment.url, &keys, &run_id, first).await?;
+    // 1. Load on the primary: the deployment running on this data directory, or one of ours.
+    let running = match crate::running::find(&config.data_dir) {
+        Some(found) if is_ready(&client, &found.url).await => Some(found),
+        _ => None,
+    };
+    let mut own = match &running {
+        Some(_) => None,
+        None => Some(Deployment::start(&options.surge_binary, &healthy_file).await?),
+    };
+    let url = running.as_ref().map(|r| r.url.clone()).or_else(|| own.as_ref().map(|d| d.url.clone())).expect("one");
+    let mut accepted = upload(&client, &url, &keys, &run_id, first).await?;
     let accepted_before_loss = accepted.len() as u64;
     // Lose it in the middle of the work: once about a third of what it accepted is done.
     let done_before_loss = wait_for(&backends, &accepted, accepted.len() / 3, options.timeout).await?;
 
     // 2. Lose the primary: processes killed, storage unreachable.
-    deployment.kill();
+    match (&mut own, &running) {
+        (Some(deployment), _) => deployment.kill(),
+        (None, Some(running)) => kill_running(running, &backends).await,
+        (None, None) => {}
+    }
+    drop(own);
     let lost = make_primary_unreachable(&config)?;
     let lost_file = write_config(&lost.config, &config.data_dir.join("drill-primary-lost.toml"))?;
 
@@ -175,7 +192,11 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     deployment.stop().await;
     lost.restore()?;
     let failback_report = failback(&config, "drill: primary back", &|_| {}).await?;
-    let mut deployment = Deployment::start(&options.surge_binary, &healthy_file).await?;
+    // The deployment we found is started again as it was; ours runs only until the checks.
+    let (mut deployment, restarted) = match &running {
+        Some(running) => (None, Some(restart(running, &config.data_dir).await?)),
+        None => (Some(Deployment::start(&options.surge_binary, &healthy_file).await?), None),
+    };
     let topology = Topology::open(&config).await?;
     let primary = topology.region(RegionName::Primary).expect("active").clone();
     let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
@@ -185,7 +206,9 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     while shared::replication::unshipped(&primary).await.unwrap_or(0) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    deployment.stop().await;
+    if let Some(deployment) = &mut deployment {
+        deployment.stop().await;
+    }
 
     // 5. Check.
     let (mut completed, mut lost_jobs, mut mismatches) = (0, 0, 0);
@@ -215,9 +238,19 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
         }
     }
     let duplicated = duplicates(&primary, &options.tenants, &run_id).await?;
+    let deployment = match (&running, restarted) {
+        (Some(running), Some(pid)) => format!(
+            "the running deployment (pid {}, {}): killed, then started again as pid {pid} (log: {})",
+            running.pid,
+            running.url,
+            config.data_dir.join(RESTART_LOG).display()
+        ),
+        _ => "started by the drill".to_owned(),
+    };
     let report = DrillReport {
         passed: lost_jobs == 0 && duplicated == 0 && mismatches == 0,
         data_dir: config.data_dir.clone(),
+        deployment,
         tenants: options.tenants.len(),
         jobs_accepted: accepted.len() as u64,
         accepted_before_loss,
@@ -392,6 +425,56 @@ fn make_primary_unreachable(config: &Config) -> Result<LostPrimary, RecoveryErro
             Ok(LostPrimary { config: lost, moved: None })
         }
     }
+}
+
+/// Where a restarted deployment's output goes.
+const RESTART_LOG: &str = "surge-up.log";
+
+async fn is_ready(client: &reqwest::Client, url: &str) -> bool {
+    client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success())
+}
+
+/// SIGKILL to a running `surge up` and to every worker process of this machine in the
+/// primary's registry: nothing of the primary's gets to finish cleanly.
+async fn kill_running(running: &crate::running::RunningDeployment, backends: &Backends) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let workers = backends.workers.list().await.unwrap_or_default();
+    let _ = kill(Pid::from_raw(running.pid as i32), Signal::SIGKILL);
+    for worker in workers.iter().filter(|w| w.host == host) {
+        let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGKILL);
+    }
+    tracing::warn!(pid = running.pid, workers = workers.len(), "drill: killed the running deployment");
+}
+
+/// Starts a killed deployment again with its own command line, detached from the drill (it
+/// keeps running after the drill), output appended to `<data_dir>/surge-up.log`; returns its
+/// pid once it answers.
+async fn restart(running: &crate::running::RunningDeployment, data_dir: &Path) -> Result<u32, RecoveryError> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join(RESTART_LOG)).map_err(failed)?;
+    let child = Command::new(&running.exe)
+        .args(running.argv.iter().skip(1))
+        .current_dir(&running.cwd)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(failed)?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| RecoveryError::Failed(format!("cannot start {} again: {e}", running.exe.display())))?;
+    let pid = child.id().unwrap_or_default();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if is_ready(&client, &running.url).await {
+            return Ok(pid);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(RecoveryError::Failed(format!(
+        "the restarted deployment (pid {pid}) did not answer at {} within 60 s",
+        running.url
+    )))
 }
 
 /// A `surge up` child process group on a free local port.

@@ -2,6 +2,8 @@
 //! region, exports the replication lag, and leaves a status record in the other region so a
 //! failover can tell what had not arrived (the RPO) even when the active region is gone.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use shared::ports::BlobStore;
 use shared::region::Topology;
 use shared::replication::{ship_once, unshipped};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Where the shipper of the active region reports into the other region.
 pub const STATUS_KEY: &str = "region/replication.json";
@@ -34,6 +37,10 @@ pub async fn read_status(blobs: &dyn BlobStore) -> Option<ShipperStatus> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Shipping loops per process: each takes a batch of notices at a time, so several keep up with
+/// a sustained load where one would fall behind (copies are idempotent; order does not matter).
+pub const SHIPPERS: usize = 4;
+
 /// Ships until `stop`; does nothing when the epoch does not mirror or the peer is unreachable.
 pub async fn run(topology: Topology, report_every: Duration, stop: CancellationToken) {
     let active = topology.active();
@@ -43,30 +50,42 @@ pub async fn run(topology: Topology, report_every: Duration, stop: CancellationT
     if topology.effective_mode() == ReplicationMode::Off {
         return;
     }
-    let mut lag_secs = 0.0;
-    report(&topology, &local, &peer, lag_secs).await;
-    let mut last_report = tokio::time::Instant::now();
-    while !stop.is_cancelled() {
-        let round = tokio::select! {
-            _ = stop.cancelled() => return,
-            round = ship_once(&local, &peer, Duration::from_secs(1)) => round,
-        };
-        match round {
-            Ok(shipped) => {
-                lag_secs = shipped.lags_secs.iter().copied().fold(0.0, f64::max);
-                metrics::counter!("surge_replication_shipped_total").increment(shipped.lags_secs.len() as u64);
+    // The oldest change shipped in the latest round of any loop (f64 bits).
+    let lag_bits = Arc::new(AtomicU64::new(0f64.to_bits()));
+    let loops = TaskTracker::new();
+    for _ in 0..SHIPPERS {
+        let (local, peer, stop, lag_bits) = (local.clone(), peer.clone(), stop.clone(), Arc::clone(&lag_bits));
+        loops.spawn(async move {
+            while !stop.is_cancelled() {
+                let round = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    round = ship_once(&local, &peer, Duration::from_secs(1)) => round,
+                };
+                match round {
+                    Ok(shipped) => {
+                        let lag = shipped.lags_secs.iter().copied().fold(0.0, f64::max);
+                        lag_bits.store(lag.to_bits(), Ordering::Relaxed);
+                        metrics::gauge!("surge_replication_lag_seconds").set(lag);
+                        metrics::counter!("surge_replication_shipped_total").increment(shipped.lags_secs.len() as u64);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "replication outbox unreadable");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "replication outbox unreadable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-        metrics::gauge!("surge_replication_lag_seconds").set(lag_secs);
-        if last_report.elapsed() >= report_every {
-            last_report = tokio::time::Instant::now();
-            report(&topology, &local, &peer, lag_secs).await;
+        });
+    }
+    loops.close();
+    let lag = || f64::from_bits(lag_bits.load(Ordering::Relaxed));
+    loop {
+        report(&topology, &local, &peer, lag()).await;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(report_every) => {}
         }
     }
+    loops.wait().await;
 }
 
 /// Exports the outbox depth and leaves a [`ShipperStatus`] in the other region.
