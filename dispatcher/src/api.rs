@@ -76,7 +76,7 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into() }
     }
 
@@ -84,7 +84,7 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such document")
     }
 
-    fn unavailable(err: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn unavailable(err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "backend unavailable");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is temporarily unavailable; retry later")
     }

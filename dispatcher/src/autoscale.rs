@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use shared::domain::Lane;
+use shared::domain::{Lane, TenantId};
 use shared::ports::{ScaleTarget, WorkerBeat};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::board::{LaneSample, Sample, SharedBoard};
 use crate::lifecycle;
 use crate::scaling::{Completion, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
 use crate::schedule::{LaneLoad, LoadBoard};
@@ -26,6 +27,8 @@ struct Previous {
     arrivals: BTreeMap<Lane, (u64, f64)>,
     /// The last beat time seen per worker: a beat's completions are counted once.
     beats: HashMap<Uuid, chrono::DateTime<Utc>>,
+    /// Each worker's `completed_total` when last seen.
+    totals: HashMap<Uuid, u64>,
 }
 
 /// Runs until `shutdown`.
@@ -34,6 +37,7 @@ pub async fn run(
     config: ScalingConfig,
     load: LoadBoard,
     mut alive: lifecycle::AliveWorkers,
+    board: SharedBoard,
     shutdown: CancellationToken,
 ) {
     let started = Instant::now();
@@ -47,7 +51,10 @@ pub async fn run(
         }
         let beats = alive.borrow_and_update().clone();
         let completions = new_completions(&beats, &mut previous);
+        let finished = finished_since(&beats, &mut previous.totals);
         let loads = load.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        publish_busiest(&loads, &board);
+        let mut sample = Sample { at: Utc::now(), lanes: BTreeMap::new() };
         for (lane, policy) in policies.iter_mut() {
             let lane = *lane;
             let pool = match target.observe(lane).await {
@@ -59,19 +66,40 @@ pub async fn run(
             };
             let lane_beats: Vec<&WorkerBeat> =
                 beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
+            let lane_completions = completions.get(&lane).cloned().unwrap_or_default();
+            let mut durations: Vec<f64> = lane_completions.iter().map(|c| c.duration.as_secs_f64()).collect();
+            for &secs in &durations {
+                metrics::histogram!("surge_job_duration_seconds", "lane" => lane.as_str()).record(secs);
+            }
+            let finished = finished.get(&lane).copied().unwrap_or(0);
+            metrics::counter!("surge_jobs_completed_total", "lane" => lane.as_str()).increment(finished);
             let observation = observe(
                 lane,
                 loads.get(&lane).cloned().unwrap_or_default(),
                 &lane_beats,
                 pool.running + pool.pending,
-                completions.get(&lane).cloned().unwrap_or_default(),
+                lane_completions,
                 &mut previous,
             );
             let decision = policy.decide(started.elapsed(), &observation);
             decision.record(lane);
+            let backlog_secs = policy.backlog_secs(&observation);
             metrics::gauge!("surge_workers_desired", "lane" => lane.as_str()).set(decision.desired as f64);
             metrics::gauge!("surge_workers_running", "lane" => lane.as_str()).set(lane_beats.len() as f64);
             metrics::gauge!("surge_backlog_jobs", "lane" => lane.as_str()).set(observation.visible_jobs as f64);
+            metrics::gauge!("surge_backlog_seconds", "lane" => lane.as_str()).set(backlog_secs);
+            sample.lanes.insert(
+                lane,
+                LaneSample {
+                    backlog_jobs: observation.visible_jobs,
+                    backlog_secs,
+                    in_flight_jobs: observation.in_flight_jobs,
+                    desired: decision.desired,
+                    running: lane_beats.len(),
+                    completed: finished,
+                    duration_p95_secs: crate::board::p95(&mut durations),
+                },
+            );
             if decision.desired != pool.desired {
                 let mut idle: Vec<WorkerBeat> =
                     lane_beats.iter().filter(|b| b.in_flight.is_empty()).map(|b| (*b).clone()).collect();
@@ -83,7 +111,27 @@ pub async fn run(
                 }
             }
         }
+        board.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
     }
+}
+
+/// The busiest tenants over all lanes, on the board and as `surge_tenant_backlog_jobs{tenant}`.
+/// Only the busiest few get a series; the exporter drops a tenant's series a while after it
+/// left them (gauges idle out), so the label set stays bounded.
+fn publish_busiest(loads: &BTreeMap<Lane, LaneLoad>, board: &SharedBoard) {
+    let mut by_tenant: BTreeMap<TenantId, u64> = BTreeMap::new();
+    for load in loads.values() {
+        for (tenant, jobs) in &load.busiest {
+            *by_tenant.entry(tenant.clone()).or_default() += jobs;
+        }
+    }
+    let mut busiest: Vec<(TenantId, u64)> = by_tenant.into_iter().collect();
+    busiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    busiest.truncate(crate::schedule::BUSIEST);
+    for (tenant, jobs) in &busiest {
+        metrics::gauge!("surge_tenant_backlog_jobs", "tenant" => tenant.to_string()).set(*jobs as f64);
+    }
+    board.lock().unwrap_or_else(|p| p.into_inner()).set_busiest(busiest);
 }
 
 fn new_completions(beats: &[WorkerBeat], previous: &mut Previous) -> BTreeMap<Lane, Vec<Completion>> {
@@ -101,6 +149,22 @@ fn new_completions(beats: &[WorkerBeat], previous: &mut Previous) -> BTreeMap<La
     }
     let alive: std::collections::HashSet<Uuid> = beats.iter().map(|b| b.worker_id).collect();
     previous.beats.retain(|id, _| alive.contains(id));
+    by_lane
+}
+
+/// Jobs finished per lane (a worker's first lane) since the previous tick, from the workers'
+/// running totals. A worker seen for the first time counts from zero: it started after the
+/// previous tick or the dispatcher did.
+fn finished_since(beats: &[WorkerBeat], totals: &mut HashMap<Uuid, u64>) -> BTreeMap<Lane, u64> {
+    let mut by_lane: BTreeMap<Lane, u64> = BTreeMap::new();
+    for beat in beats {
+        let before = totals.insert(beat.worker_id, beat.completed_total).unwrap_or(0);
+        if let Some(&lane) = beat.lanes.first() {
+            *by_lane.entry(lane).or_default() += beat.completed_total.saturating_sub(before);
+        }
+    }
+    let alive: std::collections::HashSet<Uuid> = beats.iter().map(|b| b.worker_id).collect();
+    totals.retain(|id, _| alive.contains(id));
     by_lane
 }
 

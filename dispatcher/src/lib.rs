@@ -4,9 +4,11 @@
 //! [`serve`] runs the API and the dispatcher on given backends; [`up`] adds the worker pool and
 //! the first-start conveniences. Both are library functions so tests can start them.
 
+pub mod admin;
 pub mod api;
 pub mod autoscale;
 pub mod bench;
+pub mod board;
 pub mod intake;
 pub mod lifecycle;
 pub mod pool;
@@ -61,10 +63,13 @@ pub async fn serve(
         load.clone(),
         dispatcher_stop.clone(),
     ));
+    let board = board::SharedBoard::default();
     if let Some(Autoscaling { target, config: scaling }) = autoscaling {
-        tasks.spawn(autoscale::run(target, scaling, load, alive, dispatcher_stop.clone()));
+        tasks.spawn(autoscale::run(target, scaling, load, alive, board.clone(), dispatcher_stop.clone()));
     }
-    let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics));
+    tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
+    let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board));
+    let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics)).merge(admin);
     let api_stop = shutdown.clone();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { api_stop.cancelled().await }).await;
     dispatcher_stop.cancel();
@@ -95,6 +100,27 @@ pub struct Ready {
     pub address: std::net::SocketAddr,
     /// The key of the demo tenant created on first start.
     pub demo_key: Option<ApiKey>,
+    /// The operator token for `/dashboard` and `/admin`.
+    pub admin_token: String,
+}
+
+/// The admin token kept in `data_dir/admin-token` (readable by its owner only), created on
+/// first use: what `surge up` uses when `api.admin_token` is not set.
+pub fn admin_token_in(data_dir: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if token.trim().len() >= 16 => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let token = format!("sa_{}", uuid::Uuid::new_v4().simple());
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    file.write_all(token.as_bytes())?;
+    Ok(token)
 }
 
 /// Reads `[scaling]` from the config, so a mistake there names its key at start-up. A key
@@ -159,12 +185,17 @@ pub enum UpError {
 /// Runs everything on one machine: API, dispatcher and a pool of worker processes. On first
 /// start (no tenants yet) it creates the `demo` tenant and reports its key through `on_ready`.
 pub async fn up(
-    config: Config,
+    mut config: Config,
     options: UpOptions,
     metrics: Option<PrometheusHandle>,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Ready),
 ) -> Result<(), UpError> {
+    let admin_token = match &config.api.admin_token {
+        Some(token) => token.clone(),
+        None => admin_token_in(&config.data_dir).map_err(|e| UpError::Config(format!("admin token: {e}")))?,
+    };
+    config.api.admin_token = Some(admin_token.clone());
     let topology = Topology::open(&config).await?;
     let backends = topology.backends();
     tracing::info!(
@@ -183,7 +214,7 @@ pub async fn up(
         .await
         .map_err(|source| UpError::Listen { address: config.api.listen, source })?;
     let address = listener.local_addr().map_err(UpError::Serve)?;
-    on_ready(Ready { address, demo_key });
+    on_ready(Ready { address, demo_key, admin_token });
 
     let mut args = vec!["--data-dir".to_owned(), config.data_dir.display().to_string()];
     if let Some(file) = &options.config_file {

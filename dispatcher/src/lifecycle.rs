@@ -110,6 +110,7 @@ mod tests {
             in_flight: Vec::new(),
             draining: false,
             completed: Vec::new(),
+            completed_total: 0,
         }
     }
 

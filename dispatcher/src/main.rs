@@ -571,6 +571,7 @@ async fn up(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> 
         }
         println!("data directory: {}", data_dir.display());
         println!("Surge is listening on http://{}", ready.address);
+        println!("dashboard: http://{}/dashboard?token={}", ready.address, ready.admin_token);
         // For operator commands that work against the running deployment (`surge drill`).
         let running = dispatcher::running::RunningDeployment::this_process(format!("http://{}", ready.address));
         match std::fs::create_dir_all(&data_dir).and_then(|()| running.write(&data_dir)) {

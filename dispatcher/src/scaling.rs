@@ -606,6 +606,11 @@ pub struct ScalingPolicy {
 }
 
 impl ScalingPolicy {
+    /// The waiting work in `observation`, in estimated worker-seconds at the learned cost.
+    pub fn backlog_secs(&self, observation: &LaneObservation) -> f64 {
+        observation.visible_units * self.cost.secs_per_unit()
+    }
+
     /// A policy that assumes the lane starts with its minimum of workers (zero if it may
     /// scale to zero).
     pub fn new(config: LaneScalingConfig) -> ScalingPolicy {

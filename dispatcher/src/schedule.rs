@@ -41,7 +41,12 @@ pub struct LaneLoad {
     /// Jobs admitted since start, and their work (cumulative: the reader takes differences).
     pub arrived_jobs: u64,
     pub arrived_units: f64,
+    /// The tenants with the most jobs held, most first (at most [`BUSIEST`]).
+    pub busiest: Vec<(TenantId, u64)>,
 }
+
+/// Tenants named on the load board (and in metrics) per lane.
+pub const BUSIEST: usize = 5;
 
 /// The dispatcher's published [`LaneLoad`] per lane. A std mutex: held only to copy or update.
 pub type LoadBoard = Arc<std::sync::Mutex<BTreeMap<Lane, LaneLoad>>>;
@@ -233,6 +238,7 @@ pub async fn run(
                     entry.held_jobs = queue.len() as u64;
                     entry.held_units = queue.units();
                     entry.oldest_enqueued = queue.oldest_enqueued();
+                    entry.busiest = queue.busiest(BUSIEST).into_iter().map(|(t, n)| (t, n as u64)).collect();
                     if let Some(visible) = visible {
                         entry.released_waiting = visible;
                     }

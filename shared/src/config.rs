@@ -35,6 +35,25 @@ pub struct Config {
     /// The autoscaler's settings per lane (`[scaling.small]`, `[scaling.large]`). Read and
     /// validated by the dispatcher (`dispatcher::scaling::ScalingConfig`), which owns them.
     pub scaling: toml::Table,
+    /// Planned work (`[[maintenance]]`): announced on `/v1/status` and the dashboard, and
+    /// `surge_maintenance_active` is 1 while one is on, so alert rules can stay quiet.
+    pub maintenance: Vec<MaintenanceWindow>,
+}
+
+/// A maintenance window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+    /// What operators and tenants are told, e.g. "Worker upgrade; uploads keep working".
+    pub message: String,
+}
+
+impl MaintenanceWindow {
+    pub fn is_active(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
 }
 
 /// The backend of one region.
@@ -159,6 +178,9 @@ pub struct ApiConfig {
     pub max_upload_bytes: u64,
     /// At most this many uploads are stored at once; others wait (backpressure, bounded memory).
     pub max_concurrent_uploads: usize,
+    /// Operator token for `/dashboard` and `/admin`. `surge up` creates one in the data
+    /// directory (`admin-token`) when it is not set.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +260,7 @@ impl Default for Config {
             secondary: None,
             replication: ReplicationConfig::default(),
             backup: BackupConfig::default(),
+            maintenance: Vec::new(),
         }
     }
 }
@@ -248,6 +271,7 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 25 * 1024 * 1024,
             max_concurrent_uploads: 64,
+            admin_token: None,
         }
     }
 }
@@ -384,6 +408,18 @@ impl Config {
             return Err(ConfigError::Invalid { key: "data_dir", problem: "must not be empty".into() });
         }
         positive("replication.check_every_ms", self.replication.check_every_ms)?;
+        if self.maintenance.iter().any(|w| w.ends_at <= w.starts_at) {
+            return Err(ConfigError::Invalid {
+                key: "maintenance",
+                problem: "a window must end after it starts".into(),
+            });
+        }
+        if self.api.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid {
+                key: "api.admin_token",
+                problem: "must be at least 16 characters".into(),
+            });
+        }
         Ok(())
     }
 

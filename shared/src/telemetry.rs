@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -39,7 +40,12 @@ pub fn init_tracing(format: LogFormat, filter: &str) {
 /// `/metrics`. Returns `None` when a recorder is already installed (tests in one process).
 pub fn init_metrics() -> Option<PrometheusHandle> {
     let buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
-    let recorder = PrometheusBuilder::new().set_buckets(&buckets).ok()?.build_recorder();
+    // Gauges nobody sets any more (a tenant no longer among the busiest) leave `/metrics`.
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&buckets)
+        .ok()?
+        .idle_timeout(MetricKindMask::GAUGE, Some(std::time::Duration::from_secs(120)))
+        .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     Some(handle)

@@ -3,8 +3,8 @@
 //! nothing in sync and async mode; backups verify and restore; replay is idempotent; a primary
 //! that is still running when the secondary is promoted stops.
 
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

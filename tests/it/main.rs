@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic is how they report failure.
 #![allow(clippy::unwrap_used)]
 
+mod dashboard;
 mod disaster;
 mod documents;
 mod recovery;

@@ -61,6 +61,7 @@ struct Context {
 struct Report {
     in_flight: HashMap<JobId, InFlightJob>,
     completed: Vec<CompletedJob>,
+    completed_total: u64,
 }
 
 /// How many finished jobs one beat reports at most; the scaler needs a sample, not a log.
@@ -172,9 +173,10 @@ async fn heartbeats(
             }
         }
         last_beat = tokio::time::Instant::now();
-        let (in_flight, completed) = {
+        let (in_flight, completed, completed_total) = {
             let mut report = context.report();
-            (report.in_flight.values().cloned().collect(), std::mem::take(&mut report.completed))
+            let completed = std::mem::take(&mut report.completed);
+            (report.in_flight.values().cloned().collect(), completed, report.completed_total)
         };
         let beat = WorkerBeat {
             worker_id,
@@ -186,6 +188,7 @@ async fn heartbeats(
             in_flight,
             draining: draining.is_cancelled(),
             completed,
+            completed_total,
         };
         match context.backends.workers.beat(&beat).await {
             Ok(orders) if orders.drain && !shutdown.is_cancelled() => {
@@ -355,6 +358,9 @@ async fn attempt(
     let outcome = run_claimed(context, queue, message, &job, token, hand_back).await;
     let mut report = context.report();
     report.in_flight.remove(&job.id);
+    if matches!(outcome, Outcome::Succeeded | Outcome::Failed(_)) {
+        report.completed_total += 1;
+    }
     if matches!(outcome, Outcome::Succeeded | Outcome::Failed(_)) && report.completed.len() < MAX_COMPLETED_PER_BEAT {
         let seconds = started.elapsed().as_secs_f64();
         report.completed.push(CompletedJob { lane, seconds, size: job.size, pages: job.page_estimate });

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::backend::Backends;
-use shared::domain::{Job, JobMessage, JobStatus, TenantId};
+use shared::domain::{Job, JobId, JobMessage, JobStatus, TenantId};
 use shared::ports::StoreError;
 
 /// Which jobs to replay.
@@ -178,6 +178,18 @@ pub async fn redrive_dead_letters(
         }
     }
     Ok(report)
+}
+
+/// Replays the job `id` (the dashboard's replay button): a dead or failed job gets fresh
+/// attempts and goes back to the queue; a succeeded one is left alone. `None` when there is no
+/// such job.
+pub async fn replay_job(backends: &Backends, id: JobId) -> Result<Option<ReplayReport>, ReplayError> {
+    let Some(job) = backends.jobs.get(id).await? else { return Ok(None) };
+    let mut report = ReplayReport { examined: 1, ..ReplayReport::default() };
+    if let Some(message) = replay_one(backends, &job, false, false, &mut report).await? {
+        send(backends, vec![message]).await?;
+    }
+    Ok(Some(report))
 }
 
 /// Replays one job; returns the message to send for it.

@@ -24,7 +24,12 @@ pub struct WorkerBeat {
     /// Set once the worker stopped receiving.
     pub draining: bool,
     /// Jobs finished since the previous beat: what the scaler learns the cost of work from.
+    /// A sample: a beat the dispatcher did not read in time is replaced by the next.
     pub completed: Vec<CompletedJob>,
+    /// Jobs finished since the worker started: the dispatcher counts throughput from the
+    /// differences, which no missed beat can lose.
+    #[serde(default)]
+    pub completed_total: u64,
 }
 
 /// A job a worker holds.

@@ -1,0 +1,374 @@
+//! The operator side of the HTTP server: the live dashboard (`/dashboard`), its data
+//! (`/admin/overview`, server-drawn SVG charts under `/admin/charts/`), the replay button
+//! (`POST /admin/jobs/{id}/replay`), and the public `/v1/status` with maintenance windows.
+//!
+//! Everything but `/v1/status` needs the admin token: `Authorization: Bearer <token>`, or the
+//! `surge_admin` cookie that `/dashboard?token=<token>` sets (HttpOnly, SameSite=Strict) before
+//! redirecting to the bare URL, so the token does not stay in the address bar or history.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::backend::Backends;
+use shared::config::{Config, MaintenanceWindow};
+use shared::domain::{JobId, JobStatus, TenantId};
+
+use crate::api::ApiError;
+use crate::board::{Chart, Sample, SharedBoard, render};
+use crate::recovery::{self, Status};
+
+const COOKIE: &str = "surge_admin";
+/// `surge status` opens both regions; the dashboard polls every two seconds, so the answer is
+/// kept this long.
+const STATUS_FRESH_FOR: Duration = Duration::from_secs(5);
+/// Dead-letter jobs listed on the dashboard.
+const DEAD_LETTERS_SHOWN: usize = 20;
+
+/// What the admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    config: Config,
+    backends: Backends,
+    board: SharedBoard,
+    token_digest: Option<[u8; 32]>,
+    status: Arc<tokio::sync::Mutex<Option<(Instant, Status)>>>,
+}
+
+impl AdminState {
+    pub fn new(config: Config, backends: Backends, board: SharedBoard) -> AdminState {
+        let token_digest = config.api.admin_token.as_deref().map(digest);
+        AdminState { config, backends, board, token_digest, status: Arc::default() }
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The operator routes (merged into the API's router by `serve`).
+pub fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/admin/overview", get(overview))
+        .route("/admin/charts/{name}", get(chart))
+        .route("/admin/jobs/{id}/replay", post(replay))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/dashboard", get(dashboard))
+        .route("/v1/status", get(public_status))
+        .merge(guarded)
+        .with_state(state)
+}
+
+/// Whether the request carries the admin token (header or cookie); compared as digests.
+fn authorised(state: &AdminState, headers: &HeaderMap) -> bool {
+    let Some(expected) = state.token_digest else { return false };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+        .next();
+    [bearer, cookie].into_iter().flatten().any(|token| digest(&token) == expected)
+}
+
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    if state.token_digest.is_none() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "no admin token is configured (api.admin_token)",
+        )
+        .into_response();
+    }
+    if !authorised(&state, request.headers()) {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong admin token").into_response();
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn dashboard(State(state): State<AdminState>, headers: HeaderMap, Query(query): Query<TokenQuery>) -> Response {
+    if let (Some(token), Some(expected)) = (query.token, state.token_digest) {
+        if digest(&token) != expected {
+            return (StatusCode::UNAUTHORIZED, Html(LOCKED)).into_response();
+        }
+        let mut response = Redirect::to("/dashboard").into_response();
+        let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        return response;
+    }
+    if !authorised(&state, &headers) {
+        return (StatusCode::UNAUTHORIZED, Html(LOCKED)).into_response();
+    }
+    let mut response = Html(DASHBOARD).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+const LOCKED: &str = "<!doctype html><title>Surge</title><p>The dashboard needs the admin token: open the \
+                      <code>/dashboard?token=…</code> link that <code>surge up</code> printed.</p>";
+
+/// Everything the dashboard shows, in one answer.
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub generated_at: DateTime<Utc>,
+    /// Regions, epoch, replication, queue depths and jobs by status (as `surge status`).
+    pub status: Option<Status>,
+    pub status_error: Option<String>,
+    /// The latest autoscaler sample, and the totals over the last minute.
+    pub latest: Option<Sample>,
+    pub completed_last_minute: u64,
+    pub busiest_tenants: Vec<(TenantId, u64)>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub maintenance: Vec<MaintenanceNotice>,
+}
+
+/// A job in the dead-letter state, with why it is there.
+#[derive(Debug, Serialize)]
+pub struct DeadLetter {
+    pub id: JobId,
+    pub tenant: TenantId,
+    pub attempts: u32,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A maintenance window as announced.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceNotice {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub message: String,
+    pub active: bool,
+}
+
+/// Current and upcoming windows (ended ones are not announced).
+pub fn announced(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Vec<MaintenanceNotice> {
+    let mut notices: Vec<MaintenanceNotice> = windows
+        .iter()
+        .filter(|w| w.ends_at > now)
+        .map(|w| MaintenanceNotice {
+            starts_at: w.starts_at,
+            ends_at: w.ends_at,
+            message: w.message.clone(),
+            active: w.is_active(now),
+        })
+        .collect();
+    notices.sort_by_key(|n| n.starts_at);
+    notices
+}
+
+async fn overview(State(state): State<AdminState>) -> Result<Json<Overview>, ApiError> {
+    let (status, status_error) = match cached_status(&state).await {
+        Ok(status) => (Some(status), None),
+        Err(err) => (None, Some(err)),
+    };
+    let (samples, busiest_tenants) = {
+        let board = state.board.lock().unwrap_or_else(|p| p.into_inner());
+        (board.samples(), board.busiest())
+    };
+    let completed_last_minute =
+        samples.iter().rev().take(60).map(|s| s.lanes.values().map(|l| l.completed).sum::<u64>()).sum();
+    Ok(Json(Overview {
+        generated_at: Utc::now(),
+        status,
+        status_error,
+        latest: samples.last().cloned(),
+        completed_last_minute,
+        busiest_tenants,
+        dead_letters: dead_letters(&state.backends).await.map_err(ApiError::unavailable)?,
+        maintenance: announced(&state.config.maintenance, Utc::now()),
+    }))
+}
+
+async fn cached_status(state: &AdminState) -> Result<Status, String> {
+    let mut cache = state.status.lock().await;
+    if let Some((at, status)) = cache.as_ref()
+        && at.elapsed() < STATUS_FRESH_FOR
+    {
+        return Ok(status.clone());
+    }
+    let status = recovery::status(&state.config).await.map_err(|e| e.to_string())?;
+    *cache = Some((Instant::now(), status.clone()));
+    Ok(status)
+}
+
+async fn dead_letters(backends: &Backends) -> Result<Vec<DeadLetter>, String> {
+    let mut found = Vec::new();
+    for tenant in backends.tenants.list_tenants().await.map_err(|e| e.to_string())? {
+        let page = backends
+            .jobs
+            .list_by_tenant(&tenant, Some(JobStatus::Dead), None, DEAD_LETTERS_SHOWN)
+            .await
+            .map_err(|e| e.to_string())?;
+        found.extend(page.jobs.into_iter().map(|job| DeadLetter {
+            id: job.id,
+            tenant: job.tenant,
+            attempts: job.attempts,
+            reason: job.last_error.as_ref().map(|e| e.code.clone()),
+            message: job.last_error.map(|e| e.message),
+            finished_at: job.finished_at,
+        }));
+    }
+    found.sort_by_key(|d| std::cmp::Reverse(d.finished_at));
+    found.truncate(DEAD_LETTERS_SHOWN);
+    Ok(found)
+}
+
+async fn chart(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let chart: Chart = name
+        .strip_suffix(".svg")
+        .unwrap_or(&name)
+        .parse()
+        .map_err(|()| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such chart"))?;
+    let samples = state.board.lock().unwrap_or_else(|p| p.into_inner()).samples();
+    let mut response = render(chart, &samples).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn replay(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<recovery::replay::ReplayReport>, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job");
+    let id: JobId = id.parse().map_err(|_| not_found())?;
+    match recovery::replay::replay_job(&state.backends, id).await {
+        Ok(Some(report)) => {
+            tracing::info!(job_id = %id, replayed = report.replayed, "replayed from the dashboard");
+            Ok(Json(report))
+        }
+        Ok(None) => Err(not_found()),
+        Err(err) => Err(ApiError::unavailable(err)),
+    }
+}
+
+/// `GET /v1/status`: public; says whether Surge is up and announces maintenance.
+#[derive(Debug, Serialize)]
+struct PublicStatus {
+    status: &'static str,
+    maintenance: Vec<MaintenanceNotice>,
+}
+
+async fn public_status(State(state): State<AdminState>) -> Json<PublicStatus> {
+    let maintenance = announced(&state.config.maintenance, Utc::now());
+    let status = if maintenance.iter().any(|m| m.active) { "maintenance" } else { "operational" };
+    Json(PublicStatus { status, maintenance })
+}
+
+/// Keeps `surge_maintenance_active` at 1 during a window and 0 outside, for alert rules
+/// (`... unless on() surge_maintenance_active == 1`).
+pub async fn export_maintenance(windows: Vec<MaintenanceWindow>, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let active = windows.iter().any(|w| w.is_active(Utc::now()));
+        metrics::gauge!("surge_maintenance_active").set(if active { 1.0 } else { 0.0 });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use chrono::TimeZone;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn window(start_hour: u32, end_hour: u32) -> MaintenanceWindow {
+        MaintenanceWindow {
+            starts_at: Utc.with_ymd_and_hms(2026, 11, 26, start_hour, 0, 0).unwrap(),
+            ends_at: Utc.with_ymd_and_hms(2026, 11, 26, end_hour, 0, 0).unwrap(),
+            message: format!("work {start_hour}-{end_hour}"),
+        }
+    }
+
+    #[test]
+    fn current_and_upcoming_windows_are_announced_in_order() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 26, 10, 30, 0).unwrap();
+        let notices = announced(&[window(12, 13), window(8, 9), window(10, 11)], now);
+        let messages: Vec<_> = notices.iter().map(|n| (n.message.as_str(), n.active)).collect();
+        assert_eq!(messages, vec![("work 10-11", true), ("work 12-13", false)]);
+    }
+
+    async fn state() -> (AdminState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        config.api.admin_token = Some("an-admin-token-of-length".into());
+        let backends = Backends::open(&config).await.unwrap();
+        (AdminState::new(config, backends, SharedBoard::default()), dir)
+    }
+
+    async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = Request::builder().uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_admin_routes_need_the_token_and_the_dashboard_link_sets_a_cookie() {
+        let (state, _dir) = state().await;
+        let app = router(state);
+        assert_eq!(get(&app, "/admin/overview", &[]).await.status(), StatusCode::UNAUTHORIZED);
+        let wrong = [("authorization", "Bearer not-the-token")];
+        assert_eq!(get(&app, "/admin/overview", &wrong).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(&app, "/dashboard", &[]).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(get(&app, "/dashboard?token=wrong", &[]).await.status(), StatusCode::UNAUTHORIZED);
+
+        let link = get(&app, "/dashboard?token=an-admin-token-of-length", &[]).await;
+        assert_eq!(link.status(), StatusCode::SEE_OTHER);
+        let cookie = link.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        let pair = cookie.split(';').next().unwrap().to_owned();
+        let page = get(&app, "/dashboard", &[("cookie", &pair)]).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let overview = get(&app, "/admin/overview", &[("cookie", &pair)]).await;
+        assert_eq!(overview.status(), StatusCode::OK);
+        let bearer = [("authorization", "Bearer an-admin-token-of-length")];
+        let svg = get(&app, "/admin/charts/backlog.svg", &bearer).await;
+        assert_eq!(svg.status(), StatusCode::OK);
+        assert_eq!(svg.headers()[header::CONTENT_TYPE], "image/svg+xml");
+        assert_eq!(get(&app, "/admin/charts/nope.svg", &bearer).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get(&app, "/v1/status", &[]).await.status(), StatusCode::OK, "public");
+    }
+
+    #[tokio::test]
+    async fn without_a_configured_token_the_admin_routes_are_off() {
+        let (mut state, _dir) = state().await;
+        state.token_digest = None;
+        let app = router(state);
+        let bearer = [("authorization", "Bearer anything-at-all-here")];
+        assert_eq!(get(&app, "/admin/overview", &bearer).await.status(), StatusCode::FORBIDDEN);
+        assert_eq!(get(&app, "/dashboard?token=anything-at-all-here", &[]).await.status(), StatusCode::UNAUTHORIZED);
+    }
+}
