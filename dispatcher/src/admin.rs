@@ -24,6 +24,7 @@ use shared::domain::{JobId, JobStatus, TenantId};
 
 use crate::api::ApiError;
 use crate::board::{Chart, Sample, SharedBoard, render};
+use crate::pool::{LocalPool, RollProgress};
 use crate::recovery::{self, Status};
 
 const COOKIE: &str = "surge_admin";
@@ -41,13 +42,42 @@ pub struct AdminState {
     board: SharedBoard,
     token_digest: Option<[u8; 32]>,
     status: Arc<tokio::sync::Mutex<Option<(Instant, Status)>>>,
+    /// The local worker pool, for rolling it; `None` when workers run elsewhere (ECS).
+    pool: Option<Arc<LocalPool>>,
+    roll: Arc<std::sync::Mutex<RollStatus>>,
 }
 
 impl AdminState {
-    pub fn new(config: Config, backends: Backends, board: SharedBoard) -> AdminState {
+    pub fn new(config: Config, backends: Backends, board: SharedBoard, pool: Option<Arc<LocalPool>>) -> AdminState {
         let token_digest = config.api.admin_token.as_deref().map(digest);
-        AdminState { config, backends, board, token_digest, status: Arc::default() }
+        AdminState { config, backends, board, token_digest, status: Arc::default(), pool, roll: Arc::default() }
     }
+}
+
+/// Where the latest `surge workers roll` is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RollStatus {
+    /// `idle` (none yet), `running`, `done` or `failed`.
+    pub state: String,
+    pub total: usize,
+    pub replaced: usize,
+    pub batch: usize,
+    pub phase: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+impl RollStatus {
+    fn update(&mut self, progress: &RollProgress) {
+        (self.total, self.replaced, self.batch, self.phase) =
+            (progress.total, progress.replaced, progress.batch, progress.phase.clone());
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RollRequest {
+    batch: usize,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -60,6 +90,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/admin/overview", get(overview))
         .route("/admin/charts/{name}", get(chart))
         .route("/admin/jobs/{id}/replay", post(replay))
+        .route("/admin/workers/roll", post(start_roll).get(roll_status))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/dashboard", get(dashboard))
@@ -268,6 +299,64 @@ async fn replay(
     }
 }
 
+async fn start_roll(
+    State(state): State<AdminState>,
+    Json(request): Json<RollRequest>,
+) -> Result<(StatusCode, Json<RollStatus>), ApiError> {
+    let Some(pool) = state.pool.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_local",
+            "the workers are ECS tasks: roll them with a new ECS deployment (aws ecs update-service --force-new-deployment)",
+        ));
+    };
+    if request.batch == 0 {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_batch", "batch must be at least 1"));
+    }
+    let snapshot = {
+        let mut roll = state.roll.lock().unwrap_or_else(|p| p.into_inner());
+        if roll.state == "running" {
+            return Err(ApiError::new(StatusCode::CONFLICT, "roll_running", "a roll is already running"));
+        }
+        *roll = RollStatus {
+            state: "running".into(),
+            batch: request.batch,
+            phase: "starting".into(),
+            started_at: Some(Utc::now()),
+            ..RollStatus::default()
+        };
+        roll.clone()
+    };
+    let (roll, registry) = (Arc::clone(&state.roll), Arc::clone(&state.backends.workers));
+    tokio::spawn(async move {
+        let report = |progress: RollProgress| roll.lock().unwrap_or_else(|p| p.into_inner()).update(&progress);
+        let result = pool.roll(request.batch, registry.as_ref(), &report).await;
+        let mut status = roll.lock().unwrap_or_else(|p| p.into_inner());
+        status.finished_at = Some(Utc::now());
+        match result {
+            Ok(progress) => {
+                status.update(&progress);
+                status.state = "done".into();
+                tracing::info!(replaced = progress.replaced, "worker roll done");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "worker roll failed");
+                status.state = "failed".into();
+                status.error = Some(err.to_string());
+            }
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(snapshot)))
+}
+
+async fn roll_status(State(state): State<AdminState>) -> Json<RollStatus> {
+    let mut status = state.roll.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if status.state.is_empty() {
+        status.state = "idle".into();
+    }
+    Json(status)
+}
+
 /// `GET /v1/status`: public; says whether Surge is up and announces maintenance.
 #[derive(Debug, Serialize)]
 struct PublicStatus {
@@ -324,7 +413,7 @@ mod tests {
         let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
         config.api.admin_token = Some("an-admin-token-of-length".into());
         let backends = Backends::open(&config).await.unwrap();
-        (AdminState::new(config, backends, SharedBoard::default()), dir)
+        (AdminState::new(config, backends, SharedBoard::default(), None), dir)
     }
 
     async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Response {

@@ -48,6 +48,7 @@ pub async fn serve(
     metrics: Option<PrometheusHandle>,
     listener: TcpListener,
     autoscaling: Option<Autoscaling>,
+    pool: Option<Arc<pool::LocalPool>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let tasks = TaskTracker::new();
@@ -68,7 +69,7 @@ pub async fn serve(
         tasks.spawn(autoscale::run(target, scaling, load, alive, board.clone(), dispatcher_stop.clone()));
     }
     tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
-    let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board));
+    let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board, pool));
     let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics)).merge(admin);
     let api_stop = shutdown.clone();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { api_stop.cancelled().await }).await;
@@ -272,7 +273,8 @@ pub async fn up(
             }
         });
     }
-    let served = serve(&config, backends, metrics, listener, autoscaling, serving.clone()).await;
+    let local_pool = config.pool.ecs.is_none().then(|| Arc::clone(&pool));
+    let served = serve(&config, backends, metrics, listener, autoscaling, local_pool, serving.clone()).await;
     serving.cancel();
     pool_stop.cancel();
     let _ = supervisor.await;

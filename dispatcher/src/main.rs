@@ -141,6 +141,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Operate on the running deployment's worker pool.
+    Workers {
+        #[command(subcommand)]
+        command: WorkersCommand,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     /// Set up cloud resources.
@@ -166,6 +171,23 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         clients: usize,
         /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkersCommand {
+    /// Replace every worker process, batch by batch (start new ones, wait until they beat,
+    /// drain the old ones), while uploads keep being accepted: after an upgrade of
+    /// surge-worker, or to recycle the pool.
+    Roll {
+        /// Workers replaced at a time.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// The deployment's URL; default: the `surge up` running on this data directory.
+        #[arg(long)]
+        url: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -442,6 +464,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::Workers { command: WorkersCommand::Roll { batch, url, json } } => {
+                roll_workers(&config, batch, url, json).await
+            }
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
@@ -461,6 +486,61 @@ fn main() -> anyhow::Result<()> {
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// `surge workers roll`: asks the running deployment to roll its pool and follows it.
+async fn roll_workers(config: &Config, batch: usize, url: Option<String>, json: bool) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => dispatcher::running::find(&config.data_dir)
+            .map(|r| r.url)
+            .with_context(|| format!("no running surge up found in {} (pass --url)", config.data_dir.display()))?,
+    };
+    let token = match &config.api.admin_token {
+        Some(token) => token.clone(),
+        None => std::fs::read_to_string(config.data_dir.join("admin-token")).map(|t| t.trim().to_owned()).context(
+            "no admin token: set api.admin_token (SURGE_API__ADMIN_TOKEN) or run on the deployment's data directory",
+        )?,
+    };
+    let client = reqwest::Client::new();
+    let endpoint = format!("{url}/admin/workers/roll");
+    let response =
+        client.post(&endpoint).bearer_auth(&token).json(&serde_json::json!({ "batch": batch })).send().await?;
+    if !response.status().is_success() {
+        let status = response.status();
+        anyhow::bail!("the deployment refused the roll ({status}): {}", response.text().await.unwrap_or_default());
+    }
+    let bar = if json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(0) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} workers replaced · {msg} ({elapsed})")
+            .expect("valid template"),
+    );
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let status: dispatcher::admin::RollStatus =
+            client.get(&endpoint).bearer_auth(&token).send().await?.error_for_status()?.json().await?;
+        bar.set_length(status.total as u64);
+        bar.set_position(status.replaced as u64);
+        bar.set_message(status.phase.clone());
+        match status.state.as_str() {
+            "running" => continue,
+            "done" => {
+                bar.finish_and_clear();
+                if json {
+                    return print_json(&status);
+                }
+                println!("rolled {} worker(s) in batches of {}", status.replaced, status.batch);
+                return Ok(());
+            }
+            _ => {
+                bar.abandon();
+                if json {
+                    print_json(&status)?;
+                }
+                anyhow::bail!("the roll failed: {}", status.error.unwrap_or_else(|| status.state.clone()));
+            }
+        }
+    }
 }
 
 /// A progress bar on stderr counting jobs; hidden for `--json`.

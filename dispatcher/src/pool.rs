@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use serde::Serialize;
 use shared::domain::Lane;
-use shared::ports::{PoolSize, ScaleError, ScaleTarget, WorkerBeat};
+use shared::ports::{PoolSize, ScaleError, ScaleTarget, WorkerBeat, WorkerRegistry};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -70,7 +71,8 @@ impl LocalPool {
         self.processes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn spawn_into(&self, processes: &mut Processes, lane: Lane) {
+    /// Starts a worker for `lane`; returns its pid.
+    fn spawn_into(&self, processes: &mut Processes, lane: Lane) -> Option<u32> {
         let mut command = Command::new(&self.spec.binary);
         command
             .arg("run")
@@ -85,8 +87,12 @@ impl LocalPool {
                 info!(%lane, pid, "worker started");
                 metrics::counter!("surge_worker_starts_total", "lane" => lane.as_str()).increment(1);
                 processes.by_lane.entry(lane).or_default().push(Process { child, pid, draining: false });
+                Some(pid)
             }
-            Err(err) => warn!(binary = %self.spec.binary.display(), error = %err, "cannot start worker"),
+            Err(err) => {
+                warn!(binary = %self.spec.binary.display(), error = %err, "cannot start worker");
+                None
+            }
         }
     }
 
@@ -164,6 +170,118 @@ impl LocalPool {
                 let _ = child.kill().await;
             }
         }
+    }
+}
+
+/// How a roll went so far (`surge workers roll`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RollProgress {
+    /// Workers to replace (those running when the roll started).
+    pub total: usize,
+    pub replaced: usize,
+    pub batch: usize,
+    /// What the roll is doing now, e.g. "batch 2/3: waiting for 1 new worker to beat".
+    pub phase: String,
+}
+
+/// Why a roll stopped early. The workers it had not reached keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum RollError {
+    #[error("a new worker (pid {pid}) sent no heartbeat within {secs} s; the old ones were left running")]
+    Unhealthy { pid: u32, secs: u64 },
+    #[error("a new worker could not be started; the old ones were left running")]
+    NotStarted,
+    #[error("the worker registry is unavailable: {0}")]
+    Registry(String),
+}
+
+/// How long a new worker has to send its first heartbeat.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
+
+impl LocalPool {
+    /// Replaces every running worker, `batch` at a time: starts as many new ones (from the
+    /// binary on disk now, so a rebuilt `surge-worker` is picked up), waits until each has
+    /// sent a heartbeat, then drains the old ones of the batch (SIGTERM: they stop receiving,
+    /// finish or hand back their jobs, exit) and waits for them to go. Capacity never drops
+    /// below what it was, and no busy worker is killed.
+    pub async fn roll(
+        &self,
+        batch: usize,
+        registry: &dyn WorkerRegistry,
+        progress: &(dyn Fn(RollProgress) + Sync),
+    ) -> Result<RollProgress, RollError> {
+        let batch = batch.max(1);
+        let old: Vec<(Lane, u32)> = {
+            let processes = self.lock();
+            processes
+                .by_lane
+                .iter()
+                .flat_map(|(&lane, list)| list.iter().filter(|p| !p.draining).map(move |p| (lane, p.pid)))
+                .collect()
+        };
+        let mut done = RollProgress { total: old.len(), batch, ..RollProgress::default() };
+        let batches = old.len().div_ceil(batch);
+        for (n, chunk) in old.chunks(batch).enumerate() {
+            let label = format!("batch {}/{batches}", n + 1);
+            let started: Vec<u32> = {
+                let mut processes = self.lock();
+                let mut started = Vec::new();
+                for &(lane, _) in chunk {
+                    if let Some(pid) = self.spawn_into(&mut processes, lane) {
+                        started.push(pid);
+                    }
+                }
+                started
+            };
+            if started.len() < chunk.len() {
+                return Err(RollError::NotStarted);
+            }
+            done.phase = format!("{label}: waiting for {} new worker(s) to beat", started.len());
+            progress(done.clone());
+            let deadline = Instant::now() + HEALTHY_WITHIN;
+            loop {
+                let beating: Vec<u32> = registry
+                    .list()
+                    .await
+                    .map_err(|e| RollError::Registry(e.to_string()))?
+                    .into_iter()
+                    .map(|beat| beat.pid)
+                    .collect();
+                match started.iter().find(|pid| !beating.contains(pid)) {
+                    None => break,
+                    Some(&pid) if Instant::now() > deadline => {
+                        return Err(RollError::Unhealthy { pid, secs: HEALTHY_WITHIN.as_secs() });
+                    }
+                    Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            done.phase = format!("{label}: draining {} old worker(s)", chunk.len());
+            progress(done.clone());
+            {
+                let mut processes = self.lock();
+                for &(lane, pid) in chunk {
+                    let list = processes.by_lane.entry(lane).or_default();
+                    if let Some(process) = list.iter_mut().find(|p| p.pid == pid && !p.draining) {
+                        info!(%lane, pid, "rolling: draining old worker");
+                        process.draining = true;
+                        terminate(Some(pid));
+                    }
+                }
+            }
+            // The supervisor reaps them as they exit; wait until they are gone.
+            let deadline = Instant::now() + self.spec.drain_timeout + Duration::from_secs(10);
+            while chunk.iter().any(|&(lane, pid)| self.holds(lane, pid)) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            done.replaced += chunk.len();
+            progress(done.clone());
+        }
+        done.phase = "done".to_owned();
+        Ok(done)
+    }
+
+    fn holds(&self, lane: Lane, pid: u32) -> bool {
+        self.lock().by_lane.get(&lane).is_some_and(|list| list.iter().any(|p| p.pid == pid))
     }
 }
 

@@ -8,6 +8,7 @@ mod dashboard;
 mod disaster;
 mod documents;
 mod recovery;
+mod roll;
 mod scaling;
 mod support;
 mod tidy;
