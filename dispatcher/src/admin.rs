@@ -384,6 +384,36 @@ pub async fn export_maintenance(windows: Vec<MaintenanceWindow>, stop: tokio_uti
     }
 }
 
+/// Exports every queue's depth every five seconds: `surge_queue_messages{queue,state}` (state
+/// `visible`, `in_flight`, `delayed`) and `surge_dead_letter_jobs`, the messages in the
+/// dead-letter queue.
+pub async fn export_queue_depths(backends: Backends, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let queues = [
+            &backends.incoming,
+            &backends.small_lane,
+            &backends.large_lane,
+            &backends.dead_letter,
+            &backends.replication,
+        ];
+        for queue in queues {
+            let Ok(depth) = queue.depth().await else { continue };
+            let name = queue.name().to_owned();
+            for (state, n) in [("visible", depth.visible), ("in_flight", depth.in_flight), ("delayed", depth.delayed)] {
+                metrics::gauge!("surge_queue_messages", "queue" => name.clone(), "state" => state).set(n as f64);
+            }
+        }
+        if let Ok(depth) = backends.dead_letter.depth().await {
+            metrics::gauge!("surge_dead_letter_jobs").set((depth.visible + depth.in_flight + depth.delayed) as f64);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;

@@ -69,6 +69,7 @@ pub async fn serve(
         tasks.spawn(autoscale::run(target, scaling, load, alive, board.clone(), dispatcher_stop.clone()));
     }
     tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
+    tasks.spawn(admin::export_queue_depths(backends.clone(), dispatcher_stop.clone()));
     let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board, pool));
     let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics)).merge(admin);
     let api_stop = shutdown.clone();

@@ -226,15 +226,25 @@ enum BackupCommand {
 enum AwsCommand {
     /// Create the queues (with dead-letter queue and redrive policies) and the bucket of every
     /// region on AWS (primary and secondary) if they are missing. Safe to run again.
-    Bootstrap,
+    Bootstrap {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum TenantCommand {
     /// Create a tenant (or add a key to an existing one) and print its new API key once.
-    Add { name: String },
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List tenants.
-    List,
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -263,24 +273,31 @@ fn main() -> anyhow::Result<()> {
                 }
                 up(config, cli.config).await
             }
-            Command::Tenant { command: TenantCommand::Add { name } } => {
+            Command::Tenant { command: TenantCommand::Add { name, json } } => {
                 let tenant: TenantId = name
                     .parse()
                     .with_context(|| format!("invalid tenant name {name:?}: use 1-64 of a-z, 0-9 and '-'"))?;
                 let backends = Backends::open(&config).await?;
                 let key = dispatcher::add_tenant(&backends, &tenant).await?;
+                if json {
+                    return print_json(&serde_json::json!({ "tenant": tenant, "api_key": key.expose() }));
+                }
                 println!("{}", key.expose());
                 eprintln!("tenant {tenant}: store this key now; it is not shown again");
                 Ok(())
             }
-            Command::Tenant { command: TenantCommand::List } => {
+            Command::Tenant { command: TenantCommand::List { json } } => {
                 let backends = Backends::open(&config).await?;
-                for tenant in backends.tenants.list_tenants().await? {
+                let tenants = backends.tenants.list_tenants().await?;
+                if json {
+                    return print_json(&tenants);
+                }
+                for tenant in tenants {
                     println!("{tenant}");
                 }
                 Ok(())
             }
-            Command::Aws { command: AwsCommand::Bootstrap } => {
+            Command::Aws { command: AwsCommand::Bootstrap { json } } => {
                 let regions = [("primary", Some(config.primary_region())), ("secondary", config.secondary_region())];
                 let on_aws: Vec<_> = regions
                     .into_iter()
@@ -292,10 +309,17 @@ fn main() -> anyhow::Result<()> {
                 if on_aws.is_empty() {
                     anyhow::bail!("no region is on AWS: set [primary] backend = \"aws\" in the config");
                 }
+                let mut done = Vec::new();
                 for (name, settings) in on_aws {
                     for line in shared::aws::bootstrap(&settings, config.worker.max_attempts).await? {
-                        println!("{name}: {line}");
+                        if !json {
+                            println!("{name}: {line}");
+                        }
+                        done.push(serde_json::json!({ "region": name, "action": line }));
                     }
+                }
+                if json {
+                    return print_json(&done);
                 }
                 Ok(())
             }
@@ -736,4 +760,35 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
         path.display()
     );
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every operator command speaks JSON for scripts; only the long-running server and the
+    /// shell-completion generator do not.
+    #[test]
+    fn every_operator_command_has_json_output() {
+        fn leaves(command: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
+            if command.get_subcommands().next().is_none() {
+                out.push((path, command.get_arguments().any(|a| a.get_id() == "json")));
+                return;
+            }
+            for sub in command.get_subcommands() {
+                leaves(sub, format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut found = Vec::new();
+        leaves(&Cli::command(), "surge".into(), &mut found);
+        let missing: Vec<&str> = found
+            .iter()
+            .filter(|(path, json)| !json && !["surge up", "surge completions"].contains(&path.as_str()))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(missing.is_empty(), "commands without --json: {missing:?}");
+        assert!(found.len() > 15, "{found:?}");
+    }
 }
