@@ -9,6 +9,7 @@ pub mod autoscale;
 pub mod bench;
 pub mod intake;
 pub mod lifecycle;
+pub mod openapi;
 pub mod pool;
 pub mod recovery;
 pub mod scaling;
