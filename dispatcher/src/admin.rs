@@ -13,7 +13,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -22,7 +21,11 @@ use shared::backend::Backends;
 use shared::config::{Config, MaintenanceWindow};
 use shared::domain::{JobId, JobStatus, TenantId};
 
-use crate::api::ApiError;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::{ApiError, ErrorBody};
 use crate::board::{Chart, Sample, SharedBoard, render};
 use crate::pool::{LocalPool, RollProgress};
 use crate::recovery::{self, Status};
@@ -55,7 +58,7 @@ impl AdminState {
 }
 
 /// Where the latest `surge workers roll` is.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct RollStatus {
     /// `idle` (none yet), `running`, `done` or `failed`.
     pub state: String,
@@ -75,8 +78,9 @@ impl RollStatus {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 struct RollRequest {
+    /// Workers replaced at a time (at least 1).
     batch: usize,
 }
 
@@ -84,19 +88,34 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The operator routes (merged into the API's router by `serve`).
+/// The operator routes (merged into the API's router by `serve`). Like the API's, they are
+/// registered only through `routes!`, so `/openapi.json` describes them.
 pub fn router(state: AdminState) -> Router {
-    let guarded = Router::new()
-        .route("/admin/overview", get(overview))
-        .route("/admin/charts/{name}", get(chart))
-        .route("/admin/jobs/{id}/replay", post(replay))
-        .route("/admin/workers/roll", post(start_roll).get(roll_status))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/dashboard", get(dashboard))
-        .route("/v1/status", get(public_status))
-        .merge(guarded)
-        .with_state(state)
+    let (open, _) = open_routes().split_for_parts();
+    let (guarded, _) = guarded_routes().split_for_parts();
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    open.merge(guarded).with_state(state)
+}
+
+/// Routes without the admin token: the dashboard checks it itself (query or cookie), the
+/// status is public.
+fn open_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(dashboard)).routes(routes!(public_status))
+}
+
+fn guarded_routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(overview))
+        .routes(routes!(chart))
+        .routes(routes!(replay))
+        .routes(routes!(start_roll, roll_status))
+}
+
+/// The operator routes' part of the OpenAPI document.
+pub(crate) fn document() -> utoipa::openapi::OpenApi {
+    let mut document = open_routes().into_openapi();
+    document.merge(guarded_routes().into_openapi());
+    document
 }
 
 /// Whether the request carries the admin token (header or cookie); compared as digests.
@@ -137,6 +156,22 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// The live dashboard
+///
+/// An HTML page polling `/admin/overview`. `?token=` with the admin token sets it as an
+/// HttpOnly cookie and redirects to the bare URL.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    operation_id = "dashboard",
+    tag = "operators",
+    params(("token" = Option<String>, Query, description = "The admin token, once; it becomes a cookie.")),
+    responses(
+        (status = 200, description = "The dashboard page.", content_type = "text/html", body = String),
+        (status = 303, description = "Token accepted: cookie set, redirect to `/dashboard`."),
+        (status = 401, description = "No or a wrong admin token.", content_type = "text/html", body = String),
+    ),
+)]
 async fn dashboard(State(state): State<AdminState>, headers: HeaderMap, Query(query): Query<TokenQuery>) -> Response {
     if let (Some(token), Some(expected)) = (query.token, state.token_digest) {
         if digest(&token) != expected {
@@ -162,24 +197,30 @@ const LOCKED: &str = "<!doctype html><title>Surge</title><p>The dashboard needs 
                       <code>/dashboard?token=…</code> link that <code>surge up</code> printed.</p>";
 
 /// Everything the dashboard shows, in one answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Overview {
     pub generated_at: DateTime<Utc>,
-    /// Regions, epoch, replication, queue depths and jobs by status (as `surge status`).
+    /// Regions, epoch, replication, queue depths and jobs by status (as `surge status --json`).
+    #[schema(value_type = Option<Object>)]
     pub status: Option<Status>,
     pub status_error: Option<String>,
-    /// The latest autoscaler sample, and the totals over the last minute.
+    /// The latest autoscaler sample (per lane: backlog, workers, completions), and the jobs
+    /// completed over the last minute.
+    #[schema(value_type = Option<Object>)]
     pub latest: Option<Sample>,
     pub completed_last_minute: u64,
+    /// `[tenant, jobs waiting]`, most first.
+    #[schema(value_type = Vec<Object>)]
     pub busiest_tenants: Vec<(TenantId, u64)>,
     pub dead_letters: Vec<DeadLetter>,
     pub maintenance: Vec<MaintenanceNotice>,
 }
 
 /// A job in the dead-letter state, with why it is there.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetter {
     pub id: JobId,
+    #[schema(value_type = String)]
     pub tenant: TenantId,
     pub attempts: u32,
     pub reason: Option<String>,
@@ -188,7 +229,7 @@ pub struct DeadLetter {
 }
 
 /// A maintenance window as announced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MaintenanceNotice {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
@@ -212,6 +253,20 @@ pub fn announced(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Vec<Maint
     notices
 }
 
+/// Everything the dashboard shows
+#[utoipa::path(
+    get,
+    path = "/admin/overview",
+    operation_id = "admin_overview",
+    tag = "operators",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The overview.", body = Overview),
+        (status = 401, description = "`unauthorized`: no or a wrong admin token.", body = ErrorBody),
+        (status = 403, description = "`admin_disabled`: no admin token is configured.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable.", body = ErrorBody),
+    ),
+)]
 async fn overview(State(state): State<AdminState>) -> Result<Json<Overview>, ApiError> {
     let (status, status_error) = match cached_status(&state).await {
         Ok(status) => (Some(status), None),
@@ -269,6 +324,20 @@ async fn dead_letters(backends: &Backends) -> Result<Vec<DeadLetter>, String> {
     Ok(found)
 }
 
+/// A chart of the last ten minutes, as SVG
+#[utoipa::path(
+    get,
+    path = "/admin/charts/{name}",
+    operation_id = "admin_chart",
+    tag = "operators",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "`backlog.svg`, `workers.svg`, `throughput.svg` or `latency.svg`.")),
+    responses(
+        (status = 200, description = "The chart.", content_type = "image/svg+xml", body = String),
+        (status = 401, description = "`unauthorized`: no or a wrong admin token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such chart.", body = ErrorBody),
+    ),
+)]
 async fn chart(State(state): State<AdminState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let chart: Chart = name
         .strip_suffix(".svg")
@@ -283,6 +352,24 @@ async fn chart(State(state): State<AdminState>, Path(name): Path<String>) -> Res
     Ok(response)
 }
 
+/// Replay one job (the dashboard's button)
+///
+/// A dead or failed job gets fresh attempts and goes back to the queue; a succeeded one is
+/// left alone.
+#[utoipa::path(
+    post,
+    path = "/admin/jobs/{id}/replay",
+    operation_id = "admin_replay_job",
+    tag = "operators",
+    security(("admin" = [])),
+    params(("id" = JobId, Path, description = "The job.")),
+    responses(
+        (status = 200, description = "What the replay did.", body = recovery::replay::ReplayReport),
+        (status = 401, description = "`unauthorized`: no or a wrong admin token.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such job.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable.", body = ErrorBody),
+    ),
+)]
 async fn replay(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -299,6 +386,22 @@ async fn replay(
     }
 }
 
+/// Start rolling the workers (`surge workers roll`)
+#[utoipa::path(
+    post,
+    path = "/admin/workers/roll",
+    operation_id = "admin_start_roll",
+    tag = "operators",
+    security(("admin" = [])),
+    request_body = RollRequest,
+    responses(
+        (status = 202, description = "The roll started; follow it with `GET`.", body = RollStatus),
+        (status = 401, description = "`unauthorized`: no or a wrong admin token.", body = ErrorBody),
+        (status = 409, description = "`roll_running`: a roll is already running.", body = ErrorBody),
+        (status = 422, description = "`invalid_batch`: batch must be at least 1.", body = ErrorBody),
+        (status = 501, description = "`not_local`: the workers are ECS tasks.", body = ErrorBody),
+    ),
+)]
 async fn start_roll(
     State(state): State<AdminState>,
     Json(request): Json<RollRequest>,
@@ -349,6 +452,18 @@ async fn start_roll(
     Ok((StatusCode::ACCEPTED, Json(snapshot)))
 }
 
+/// Where the latest roll is
+#[utoipa::path(
+    get,
+    path = "/admin/workers/roll",
+    operation_id = "admin_roll_status",
+    tag = "operators",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The latest roll (`state` is `idle` before the first).", body = RollStatus),
+        (status = 401, description = "`unauthorized`: no or a wrong admin token.", body = ErrorBody),
+    ),
+)]
 async fn roll_status(State(state): State<AdminState>) -> Json<RollStatus> {
     let mut status = state.roll.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if status.state.is_empty() {
@@ -358,12 +473,24 @@ async fn roll_status(State(state): State<AdminState>) -> Json<RollStatus> {
 }
 
 /// `GET /v1/status`: public; says whether Surge is up and announces maintenance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct PublicStatus {
+    /// `operational`, or `maintenance` while a window is on.
     status: &'static str,
     maintenance: Vec<MaintenanceNotice>,
 }
 
+/// Service status and maintenance windows
+///
+/// Public (no key): whether Surge is in a maintenance window, and the current and upcoming
+/// windows.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    operation_id = "service_status",
+    tag = "operations",
+    responses((status = 200, description = "The status.", body = PublicStatus)),
+)]
 async fn public_status(State(state): State<AdminState>) -> Json<PublicStatus> {
     let maintenance = announced(&state.config.maintenance, Utc::now());
     let status = if maintenance.iter().any(|m| m.active) { "maintenance" } else { "operational" };

@@ -2,6 +2,10 @@
 //!
 //! Every `/v1` route needs `Authorization: Bearer <key>`. Another tenant's document answers
 //! exactly like a missing one (404), so ids reveal nothing across tenants.
+//!
+//! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered with
+//! `routes!`, which takes path and methods from that description: the routes served and the
+//! routes in `/openapi.json` (see [`crate::openapi`]) are one list.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +16,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -24,7 +27,11 @@ use shared::chart::{Chart, chart_key};
 use shared::config::ApiConfig;
 use shared::domain::{DocumentType, Job, JobError, JobId, JobStatus, TenantId};
 use shared::ports::ApiKey;
+use shared::proposal::BookingProposal;
 use tokio::sync::Semaphore;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::intake::{self, Accepted, IntakeError};
 
@@ -47,17 +54,25 @@ impl ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/v1/documents", post(upload).get(list))
-        .route("/v1/documents/{id}", get(status))
-        .route("/v1/documents/{id}/result", get(result))
-        .route("/v1/chart", get(get_chart).put(put_chart))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
+    let (routes, _document) = documented_routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn(track_http))
         .with_state(state)
+}
+
+/// Every route of the API with its OpenAPI description. Register routes here and only through
+/// `routes!` (a test in [`crate::openapi`] checks that this file adds none any other way).
+pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+        .routes(routes!(upload, list))
+        .routes(routes!(status))
+        .routes(routes!(result))
+        .routes(routes!(get_chart, put_chart))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(render_metrics))
+        .routes(routes!(crate::openapi::serve_document))
 }
 
 /// An error as the client sees it: a status, a stable `code` and a human `message`. Internal
@@ -69,10 +84,15 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Stable and machine-readable, e.g. `payload_too_large`, `not_found`, `result_not_ready`.
+    #[schema(example = "payload_too_large")]
+    code: &'static str,
+    /// For people; its wording may change.
+    #[schema(example = "documents may be at most 26214400 bytes")]
+    message: String,
 }
 
 impl ApiError {
@@ -92,12 +112,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(ErrorBody { code: self.code, message: &self.message });
-        let mut response = (self.status, body).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let status = self.status;
+        let body = Json(ErrorBody { code: self.code, message: self.message });
+        let mut response = (status, body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The body may be partly unread: this connection cannot carry another request.
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -152,19 +173,26 @@ impl FromRequestParts<ApiState> for Tenant {
 }
 
 /// A job as the API shows it: no lease, no storage keys.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentView {
     pub id: JobId,
     pub status: JobStatus,
     pub document_type: DocumentType,
+    /// Size of the document in bytes.
     pub size: u64,
+    /// SHA-256 of the document, hex.
     pub sha256: String,
+    /// Processing attempts so far.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the latest attempt started.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the job reached `succeeded`, `failed` or `dead`.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed; only when `failed` or `dead`.
     pub error: Option<JobError>,
+    /// Where the booking proposal is; only when `succeeded`.
     pub result_url: Option<String>,
 }
 
@@ -204,6 +232,43 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// Upload a document
+///
+/// The raw document is the body and its `Content-Type` says what it is. Answers `202` once the
+/// document, the job record and the queue message are durable; follow `Location` for the status.
+#[utoipa::path(
+    post,
+    path = "/v1/documents",
+    operation_id = "upload_document",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false,
+            description = "1 to 255 printable ASCII characters. A repeat with the same key and the same document \
+                           returns the first upload's job (`200`)."),
+    ),
+    request_body(
+        description = "The raw document, at most `api.max_upload_bytes` (default 25 MiB).",
+        content(("application/pdf"), ("application/xml"), ("text/xml"), ("image/png"), ("image/jpeg"), ("image/tiff")),
+    ),
+    responses(
+        (status = 202, description = "Accepted: a new job.", body = DocumentView,
+            headers(("Location" = String, description = "The job's status, `/v1/documents/{id}`"))),
+        (status = 200, description = "A repeat of an earlier upload with the same `Idempotency-Key`: its job.",
+            body = DocumentView,
+            headers(("Location" = String, description = "The job's status, `/v1/documents/{id}`"))),
+        (status = 400, description = "`invalid_idempotency_key`, or `bad_body` (the body could not be read).",
+            body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over `api.max_upload_bytes`; answered before the body \
+                                      is read when `Content-Length` says so.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not one of the content types above.", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the key was used for a different document.",
+            body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
+            body = ErrorBody),
+    ),
+)]
 async fn upload(State(state): State<ApiState>, tenant: Tenant, request: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
     let headers = request.headers();
@@ -278,6 +343,22 @@ async fn owned_job(state: &ApiState, tenant: &TenantId, id: &str) -> Result<Job,
     job.filter(|job| &job.tenant == tenant).ok_or_else(ApiError::not_found)
 }
 
+/// A document's status
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}",
+    operation_id = "get_document",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(("id" = JobId, Path, description = "The job id the upload answered with.")),
+    responses(
+        (status = 200, description = "The job.", body = DocumentView),
+        (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such document for this tenant.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
+            body = ErrorBody),
+    ),
+)]
 async fn status(
     State(state): State<ApiState>,
     tenant: Tenant,
@@ -287,6 +368,26 @@ async fn status(
     Ok(Json(DocumentView::from(&job)))
 }
 
+/// A document's booking proposal
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}/result",
+    operation_id = "get_document_result",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(("id" = JobId, Path, description = "The job id the upload answered with.")),
+    responses(
+        (status = 200, description = "The booking proposal.", body = BookingProposal),
+        (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such document for this tenant.", body = ErrorBody),
+        (status = 409, description = "`result_not_ready`: the document is still queued or processing.",
+            body = ErrorBody),
+        (status = 422, description = "`processing_failed`: the document failed or is dead; the message says why.",
+            body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
+            body = ErrorBody),
+    ),
+)]
 async fn result(State(state): State<ApiState>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
     let job = owned_job(&state, &tenant.0, &id).await?;
     match job.status {
@@ -313,19 +414,44 @@ async fn result(State(state): State<ApiState>, tenant: Tenant, Path(id): Path<St
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only documents in this status.
+    #[param(value_type = Option<JobStatus>)]
     status: Option<String>,
+    /// Page size.
+    #[param(minimum = 1, maximum = 500, default = 50)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<JobId>)]
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One page of a tenant's documents, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentList {
     pub documents: Vec<DocumentView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<JobId>,
 }
 
+/// The tenant's documents
+#[utoipa::path(
+    get,
+    path = "/v1/documents",
+    operation_id = "list_documents",
+    tag = "documents",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of documents, newest first.", body = DocumentList),
+        (status = 400, description = "`invalid_query`: a bad `status`, `limit` or `cursor`.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
+            body = ErrorBody),
+    ),
+)]
 async fn list(
     State(state): State<ApiState>,
     tenant: Tenant,
@@ -348,7 +474,22 @@ async fn list(
     Ok(Json(DocumentList { documents: page.jobs.iter().map(DocumentView::from).collect(), next_cursor: page.next }))
 }
 
-/// The tenant's chart of accounts and ledger rules (the default chart until one is set).
+/// The tenant's chart of accounts
+///
+/// The chart of accounts and ledger rules (the default chart until one is set).
+#[utoipa::path(
+    get,
+    path = "/v1/chart",
+    operation_id = "get_chart",
+    tag = "chart",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The chart in force.", body = Chart),
+        (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
+            body = ErrorBody),
+    ),
+)]
 async fn get_chart(State(state): State<ApiState>, tenant: Tenant) -> Result<Json<Chart>, ApiError> {
     let stored = state.backends.blobs.get(&chart_key(&tenant.0)).await.map_err(ApiError::unavailable)?;
     let chart = match stored {
@@ -358,8 +499,24 @@ async fn get_chart(State(state): State<ApiState>, tenant: Tenant) -> Result<Json
     Ok(Json(chart))
 }
 
-/// Replaces the tenant's chart; fields left out keep their defaults. Applies to documents
-/// processed from now on.
+/// Replace the tenant's chart of accounts
+///
+/// Fields left out keep their defaults. Applies to documents processed from now on.
+#[utoipa::path(
+    put,
+    path = "/v1/chart",
+    operation_id = "put_chart",
+    tag = "chart",
+    security(("bearer" = [])),
+    request_body = Chart,
+    responses(
+        (status = 200, description = "The chart now in force, defaults filled in.", body = Chart),
+        (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
+        (status = 422, description = "`invalid_chart`: not a valid chart; the message says why.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
+            body = ErrorBody),
+    ),
+)]
 async fn put_chart(State(state): State<ApiState>, tenant: Tenant, body: Bytes) -> Result<Json<Chart>, ApiError> {
     let chart: Chart = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_chart", format!("invalid chart of accounts: {e}"))
@@ -369,10 +526,32 @@ async fn put_chart(State(state): State<ApiState>, tenant: Tenant, body: Bytes) -
     Ok(Json(chart))
 }
 
+/// Liveness
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is up.", body = String, content_type = "text/plain", example = "ok")),
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Readiness
+///
+/// One cheap round trip to the job store and the incoming queue.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Storage is reachable.", body = String, content_type = "text/plain",
+            example = "ready"),
+        (status = 503, description = "`unavailable`: storage is not reachable.", body = ErrorBody),
+    ),
+)]
 async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
     // A lookup of an id that cannot exist: one cheap round trip to the job store.
     state.backends.jobs.get(JobId::new()).await.map_err(ApiError::unavailable)?;
@@ -380,6 +559,18 @@ async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
+/// Prometheus metrics
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format.", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 404, description = "`not_found`: metrics are not enabled in this process.", body = ErrorBody),
+    ),
+)]
 async fn render_metrics(State(state): State<ApiState>) -> Response {
     match &state.metrics {
         Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod board;
 pub mod intake;
 pub mod lifecycle;
+pub mod openapi;
 pub mod pool;
 pub mod recovery;
 pub mod running;

@@ -3,6 +3,7 @@
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::proposal::Party;
 
@@ -12,7 +13,7 @@ pub fn chart_key(tenant: &crate::domain::TenantId) -> String {
 }
 
 /// A ledger account as the tenant's chart names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     pub number: String,
@@ -20,7 +21,7 @@ pub struct Account {
 }
 
 /// The account that takes VAT at one rate; the name should say the rate (`Input VAT 19%`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateAccount {
     /// Rate in percent, e.g. `"19"`.
@@ -33,7 +34,7 @@ pub struct RateAccount {
 ///
 /// A rule matches when every criterion it sets matches; a rule that sets neither criterion
 /// matches nothing. The first matching rule in [`Chart::rules`] wins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerRule {
     /// The supplier's VAT identifier; compared ignoring spaces and case.
@@ -51,7 +52,7 @@ pub struct LedgerRule {
 ///
 /// Deserialisable so it can come from configuration; fields left out take their values from
 /// [`Chart::default`], so a tenant can supply only its `rules`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Chart {
     /// Where purchases go when no rule names an account for the supplier.

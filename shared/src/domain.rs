@@ -9,10 +9,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A job's identity. UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
 pub struct JobId(Uuid);
 
@@ -99,7 +100,7 @@ impl fmt::Display for TenantId {
 pub struct InvalidId(&'static str);
 
 /// What kind of document a job carries, from the upload's `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentType {
     Pdf,
@@ -183,7 +184,7 @@ impl FromStr for Lane {
 ///    └─────retry────────┘  └────bury──────▶ dead        (out of attempts: in the dead-letter queue)
 /// ```
 /// A `processing` job whose lease expired may be claimed again (its worker died).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -267,7 +268,7 @@ pub struct Job {
 }
 
 /// Why an attempt failed, as shown to the tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
     /// Stable machine-readable code, e.g. `not_an_invoice`.
     pub code: String,

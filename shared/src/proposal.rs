@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Version of the proposal's JSON shape, bumped on incompatible changes.
 pub const PROPOSAL_SCHEMA_VERSION: u32 = 1;
 
 /// A booking proposal for one document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BookingProposal {
     /// Shape version, see [`PROPOSAL_SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -46,7 +47,7 @@ pub struct BookingProposal {
 }
 
 /// Which route produced the proposal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
     /// OASIS UBL 2.1 (Peppol BIS 3, XRechnung UBL).
@@ -61,7 +62,7 @@ pub enum SourceFormat {
     Ocr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentKind {
     Invoice,
@@ -69,7 +70,7 @@ pub enum DocumentKind {
 }
 
 /// A trading party as far as bookkeeping needs it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Party {
     pub name: Option<String>,
     /// VAT identifier including its country prefix, e.g. `DE123456789`.
@@ -81,7 +82,7 @@ pub struct Party {
 }
 
 /// One invoice line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InvoiceLine {
     pub description: Option<String>,
     pub quantity: Option<Decimal>,
@@ -93,7 +94,7 @@ pub struct InvoiceLine {
 }
 
 /// Taxable base and tax for one VAT category and rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VatBreakdown {
     /// UNCL5305 category code (`S` standard, `Z` zero, `E` exempt, `AE` reverse charge, ...).
     pub category: Option<String>,
@@ -104,7 +105,7 @@ pub struct VatBreakdown {
 }
 
 /// Document-level totals, in the document currency.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Totals {
     /// Sum of line net amounts, before document-level allowances and charges.
     pub line_total: Option<Decimal>,
@@ -121,7 +122,7 @@ pub struct Totals {
 }
 
 /// One posting of the suggested booking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JournalEntry {
     /// Ledger account number in the tenant's chart.
     pub account: String,

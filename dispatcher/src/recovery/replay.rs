@@ -48,7 +48,7 @@ impl Selection {
 }
 
 /// What a replay did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReplayReport {
     pub dry_run: bool,
     pub examined: u64,
