@@ -27,8 +27,8 @@ struct Previous {
     arrivals: BTreeMap<Lane, (u64, f64)>,
     /// The last beat time seen per worker: a beat's completions are counted once.
     beats: HashMap<Uuid, chrono::DateTime<Utc>>,
-    /// Each worker's `completed_total` when last seen.
-    totals: HashMap<Uuid, u64>,
+    /// Each worker's `completed_total` and `failed_total` when last seen.
+    totals: HashMap<Uuid, (u64, u64)>,
 }
 
 /// Runs until `shutdown`.
@@ -71,8 +71,12 @@ pub async fn run(
             for &secs in &durations {
                 metrics::histogram!("surge_job_duration_seconds", "lane" => lane.as_str()).record(secs);
             }
-            let finished = finished.get(&lane).copied().unwrap_or(0);
+            let (finished, failed) = finished.get(&lane).copied().unwrap_or((0, 0));
             metrics::counter!("surge_jobs_completed_total", "lane" => lane.as_str()).increment(finished);
+            metrics::counter!("surge_jobs_finished_total", "lane" => lane.as_str(), "status" => "succeeded")
+                .increment(finished.saturating_sub(failed));
+            metrics::counter!("surge_jobs_finished_total", "lane" => lane.as_str(), "status" => "failed")
+                .increment(failed);
             let observation = observe(
                 lane,
                 loads.get(&lane).cloned().unwrap_or_default(),
@@ -152,15 +156,18 @@ fn new_completions(beats: &[WorkerBeat], previous: &mut Previous) -> BTreeMap<La
     by_lane
 }
 
-/// Jobs finished per lane (a worker's first lane) since the previous tick, from the workers'
-/// running totals. A worker seen for the first time counts from zero: it started after the
-/// previous tick or the dispatcher did.
-fn finished_since(beats: &[WorkerBeat], totals: &mut HashMap<Uuid, u64>) -> BTreeMap<Lane, u64> {
-    let mut by_lane: BTreeMap<Lane, u64> = BTreeMap::new();
+/// Jobs finished and, of those, failed per lane (a worker's first lane) since the previous
+/// tick, from the workers' running totals. A worker seen for the first time counts from zero:
+/// it started after the previous tick or the dispatcher did.
+fn finished_since(beats: &[WorkerBeat], totals: &mut HashMap<Uuid, (u64, u64)>) -> BTreeMap<Lane, (u64, u64)> {
+    let mut by_lane: BTreeMap<Lane, (u64, u64)> = BTreeMap::new();
     for beat in beats {
-        let before = totals.insert(beat.worker_id, beat.completed_total).unwrap_or(0);
+        let now = (beat.completed_total, beat.failed_total);
+        let before = totals.insert(beat.worker_id, now).unwrap_or((0, 0));
         if let Some(&lane) = beat.lanes.first() {
-            *by_lane.entry(lane).or_default() += beat.completed_total.saturating_sub(before);
+            let entry = by_lane.entry(lane).or_default();
+            entry.0 += now.0.saturating_sub(before.0);
+            entry.1 += now.1.saturating_sub(before.1);
         }
     }
     let alive: std::collections::HashSet<Uuid> = beats.iter().map(|b| b.worker_id).collect();
@@ -193,5 +200,41 @@ fn observe(
         ready_workers: beats.len(),
         busy_workers,
         starting_workers: workers_asked.saturating_sub(beats.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(worker_id: Uuid, lane: Lane, completed_total: u64, failed_total: u64) -> WorkerBeat {
+        WorkerBeat {
+            worker_id,
+            lanes: vec![lane],
+            pid: 1,
+            host: "test".into(),
+            started_at: Utc::now(),
+            last_seen: Utc::now(),
+            in_flight: Vec::new(),
+            draining: false,
+            completed: Vec::new(),
+            completed_total,
+            failed_total,
+        }
+    }
+
+    #[test]
+    fn throughput_comes_from_running_totals_so_a_missed_beat_loses_nothing() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut totals = HashMap::new();
+        let first = finished_since(&[beat(a, Lane::Small, 3, 1), beat(b, Lane::Large, 2, 0)], &mut totals);
+        assert_eq!(first, BTreeMap::from([(Lane::Small, (3, 1)), (Lane::Large, (2, 0))]));
+        // Several beats of `a` went by unread: the difference of the totals still counts them.
+        let second = finished_since(&[beat(a, Lane::Small, 10, 2), beat(b, Lane::Large, 2, 0)], &mut totals);
+        assert_eq!(second, BTreeMap::from([(Lane::Small, (7, 1)), (Lane::Large, (0, 0))]));
+        // A worker that left is forgotten; one that comes back new counts from zero.
+        let third = finished_since(&[beat(a, Lane::Small, 10, 2)], &mut totals);
+        assert_eq!(third, BTreeMap::from([(Lane::Small, (0, 0))]));
+        assert!(!totals.contains_key(&b));
     }
 }

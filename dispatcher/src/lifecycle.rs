@@ -111,6 +111,7 @@ mod tests {
             draining: false,
             completed: Vec::new(),
             completed_total: 0,
+            failed_total: 0,
         }
     }
 

@@ -368,6 +368,7 @@ fn beat(worker_id: Uuid, in_flight: usize) -> crate::ports::WorkerBeat {
             .collect(),
         draining: false,
         completed_total: 1,
+        failed_total: 0,
         completed: vec![crate::ports::CompletedJob {
             lane: crate::domain::Lane::Small,
             seconds: 0.5,

@@ -62,6 +62,7 @@ struct Report {
     in_flight: HashMap<JobId, InFlightJob>,
     completed: Vec<CompletedJob>,
     completed_total: u64,
+    failed_total: u64,
 }
 
 /// How many finished jobs one beat reports at most; the scaler needs a sample, not a log.
@@ -173,10 +174,10 @@ async fn heartbeats(
             }
         }
         last_beat = tokio::time::Instant::now();
-        let (in_flight, completed, completed_total) = {
+        let (in_flight, completed, completed_total, failed_total) = {
             let mut report = context.report();
             let completed = std::mem::take(&mut report.completed);
-            (report.in_flight.values().cloned().collect(), completed, report.completed_total)
+            (report.in_flight.values().cloned().collect(), completed, report.completed_total, report.failed_total)
         };
         let beat = WorkerBeat {
             worker_id,
@@ -189,6 +190,7 @@ async fn heartbeats(
             draining: draining.is_cancelled(),
             completed,
             completed_total,
+            failed_total,
         };
         match context.backends.workers.beat(&beat).await {
             Ok(orders) if orders.drain && !shutdown.is_cancelled() => {
@@ -360,6 +362,9 @@ async fn attempt(
     report.in_flight.remove(&job.id);
     if matches!(outcome, Outcome::Succeeded | Outcome::Failed(_)) {
         report.completed_total += 1;
+    }
+    if matches!(outcome, Outcome::Failed(_)) {
+        report.failed_total += 1;
     }
     if matches!(outcome, Outcome::Succeeded | Outcome::Failed(_)) && report.completed.len() < MAX_COMPLETED_PER_BEAT {
         let seconds = started.elapsed().as_secs_f64();

@@ -30,6 +30,9 @@ pub struct WorkerBeat {
     /// differences, which no missed beat can lose.
     #[serde(default)]
     pub completed_total: u64,
+    /// Of those, the jobs that failed (the document's fault); the others succeeded.
+    #[serde(default)]
+    pub failed_total: u64,
 }
 
 /// A job a worker holds.
