@@ -359,7 +359,8 @@ fn main() -> anyhow::Result<()> {
                 }
                 let lag = status.replication_lag_secs.map_or("-".to_owned(), |s| format!("{s:.2} s"));
                 let unshipped = status.unshipped_changes.map_or("-".to_owned(), |n| n.to_string());
-                println!("unshipped changes: {unshipped}   replication lag: {lag}");
+                let oldest = status.oldest_unshipped_secs.map_or("-".to_owned(), |s| format!("{s:.1} s"));
+                println!("unshipped changes: {unshipped} (oldest {oldest})   replication lag: {lag}");
                 println!("queues:");
                 for (name, depth) in &status.queues {
                     println!("  {name:<14} {depth}");

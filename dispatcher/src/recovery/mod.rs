@@ -119,7 +119,7 @@ async fn rpo(topology: &Topology, from: RegionName, target: &Backends) -> Rpo {
             let sync_and_clean = status.mode == ReplicationMode::Sync && status.unshipped == 0;
             Rpo {
                 changes: Some(status.unshipped),
-                oldest_secs: (!sync_and_clean).then_some(status.lag_secs + silent),
+                oldest_secs: (!sync_and_clean).then_some(status.oldest_unshipped_secs.max(status.lag_secs) + silent),
                 source: format!("last shipper report, {silent:.1} s before the failover"),
             }
         }
@@ -201,6 +201,8 @@ pub struct Status {
     pub unshipped_changes: Option<u64>,
     /// From the active shipper's last report into the other region.
     pub replication_lag_secs: Option<f64>,
+    /// Age of the oldest change not yet shipped, at that report.
+    pub oldest_unshipped_secs: Option<f64>,
     pub queues: Vec<(String, u64)>,
     pub jobs: Vec<(JobStatus, u64)>,
 }
@@ -214,6 +216,7 @@ pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
         .map(|name| RegionStatus { name, reachable: topology.region(name).is_some(), active: name == active })
         .collect();
     let (mut unshipped_changes, mut replication_lag_secs, mut queues, mut jobs) = (None, None, Vec::new(), Vec::new());
+    let mut oldest_unshipped_secs = None;
     if let Some(local) = topology.region(active) {
         unshipped_changes = unshipped(local).await.ok();
         for queue in [&local.incoming, &local.small_lane, &local.large_lane, &local.dead_letter, &local.replication] {
@@ -224,7 +227,9 @@ pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
         jobs = local.jobs.count_by_status().await.unwrap_or_default();
     }
     if let Some(peer) = topology.region(active.other()) {
-        replication_lag_secs = ship::read_status(peer.blobs.as_ref()).await.map(|s| s.lag_secs);
+        let report = ship::read_status(peer.blobs.as_ref()).await;
+        replication_lag_secs = report.as_ref().map(|s| s.lag_secs);
+        oldest_unshipped_secs = report.map(|s| s.oldest_unshipped_secs);
     }
     Ok(Status {
         replication_mode: topology.effective_mode(),
@@ -232,6 +237,7 @@ pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
         regions,
         unshipped_changes,
         replication_lag_secs,
+        oldest_unshipped_secs,
         queues,
         jobs,
     })

@@ -30,6 +30,10 @@ pub struct ShipperStatus {
     pub unshipped: u64,
     /// Age of the oldest change shipped in the last round, seconds.
     pub lag_secs: f64,
+    /// Age of the oldest change still in the outbox, seconds (0 when it is empty): every
+    /// change in it was made after the last time the shipper saw it empty.
+    #[serde(default)]
+    pub oldest_unshipped_secs: f64,
 }
 
 pub async fn read_status(blobs: &dyn BlobStore) -> Option<ShipperStatus> {
@@ -78,8 +82,9 @@ pub async fn run(topology: Topology, report_every: Duration, stop: CancellationT
     }
     loops.close();
     let lag = || f64::from_bits(lag_bits.load(Ordering::Relaxed));
+    let mut last_empty = Utc::now();
     loop {
-        report(&topology, &local, &peer, lag()).await;
+        report(&topology, &local, &peer, lag(), &mut last_empty).await;
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(report_every) => {}
@@ -89,15 +94,22 @@ pub async fn run(topology: Topology, report_every: Duration, stop: CancellationT
 }
 
 /// Exports the outbox depth and leaves a [`ShipperStatus`] in the other region.
-async fn report(topology: &Topology, local: &Backends, peer: &Backends, lag_secs: f64) {
+async fn report(topology: &Topology, local: &Backends, peer: &Backends, lag_secs: f64, last_empty: &mut DateTime<Utc>) {
     let pending = unshipped(local).await.unwrap_or(0);
+    let now = Utc::now();
+    if pending == 0 {
+        *last_empty = now;
+    }
+    let oldest_unshipped_secs = (now - *last_empty).num_milliseconds().max(0) as f64 / 1000.0;
     metrics::gauge!("surge_replication_unshipped_changes").set(pending as f64);
+    metrics::gauge!("surge_replication_oldest_unshipped_seconds").set(oldest_unshipped_secs);
     let status = ShipperStatus {
         mode: topology.effective_mode(),
         epoch: topology.epoch.epoch,
         reported_at: Utc::now(),
         unshipped: pending,
         lag_secs,
+        oldest_unshipped_secs,
     };
     let bytes = Bytes::from(serde_json::to_vec(&status).expect("status serialises"));
     if let Err(err) = peer.blobs.put(STATUS_KEY, bytes).await {
