@@ -29,6 +29,7 @@ use crate::api::{ApiError, ErrorBody};
 use crate::board::{Chart, Sample, SharedBoard, render};
 use crate::pool::{LocalPool, RollProgress};
 use crate::recovery::{self, Status};
+use shared::ports::ScaleTarget;
 
 const COOKIE: &str = "surge_admin";
 /// `surge status` opens both regions; the dashboard polls every two seconds, so the answer is
@@ -45,15 +46,26 @@ pub struct AdminState {
     board: SharedBoard,
     token_digest: Option<[u8; 32]>,
     status: Arc<tokio::sync::Mutex<Option<(Instant, Status)>>>,
-    /// The local worker pool, for rolling it; `None` when workers run elsewhere (ECS).
-    pool: Option<Arc<LocalPool>>,
+    /// What runs the workers, for rolling them.
+    workers: Workers,
     roll: Arc<std::sync::Mutex<RollStatus>>,
 }
 
+/// What runs the workers of this deployment.
+#[derive(Clone)]
+pub enum Workers {
+    /// `surge up`'s own processes: rolled batch by batch here.
+    Local(Arc<LocalPool>),
+    /// A scale target that rolls itself (ECS: a new deployment).
+    Target(Arc<dyn ScaleTarget>),
+    /// Nothing this process controls.
+    Elsewhere,
+}
+
 impl AdminState {
-    pub fn new(config: Config, backends: Backends, board: SharedBoard, pool: Option<Arc<LocalPool>>) -> AdminState {
+    pub fn new(config: Config, backends: Backends, board: SharedBoard, workers: Workers) -> AdminState {
         let token_digest = config.api.admin_token.as_deref().map(digest);
-        AdminState { config, backends, board, token_digest, status: Arc::default(), pool, roll: Arc::default() }
+        AdminState { config, backends, board, token_digest, status: Arc::default(), workers, roll: Arc::default() }
     }
 }
 
@@ -399,20 +411,13 @@ async fn replay(
         (status = 401, description = "`unauthorized`: no or a wrong admin token.", body = ErrorBody),
         (status = 409, description = "`roll_running`: a roll is already running.", body = ErrorBody),
         (status = 422, description = "`invalid_batch`: batch must be at least 1.", body = ErrorBody),
-        (status = 501, description = "`not_local`: the workers are ECS tasks.", body = ErrorBody),
+        (status = 501, description = "`no_workers_here`: this deployment does not run its workers.", body = ErrorBody),
     ),
 )]
 async fn start_roll(
     State(state): State<AdminState>,
     Json(request): Json<RollRequest>,
 ) -> Result<(StatusCode, Json<RollStatus>), ApiError> {
-    let Some(pool) = state.pool.clone() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_local",
-            "the workers are ECS tasks: roll them with a new ECS deployment (aws ecs update-service --force-new-deployment)",
-        ));
-    };
     if request.batch == 0 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_batch", "batch must be at least 1"));
     }
@@ -429,6 +434,19 @@ async fn start_roll(
             ..RollStatus::default()
         };
         roll.clone()
+    };
+    let pool = match state.workers.clone() {
+        Workers::Local(pool) => pool,
+        Workers::Target(target) => return Ok(redeploy(&state.roll, target.as_ref()).await),
+        Workers::Elsewhere => {
+            let mut roll = state.roll.lock().unwrap_or_else(|p| p.into_inner());
+            *roll = RollStatus::default();
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "no_workers_here",
+                "this deployment does not run its workers (no local pool, no scale target)",
+            ));
+        }
     };
     let (roll, registry) = (Arc::clone(&state.roll), Arc::clone(&state.backends.workers));
     tokio::spawn(async move {
@@ -450,6 +468,25 @@ async fn start_roll(
         }
     });
     Ok((StatusCode::ACCEPTED, Json(snapshot)))
+}
+
+/// Rolls a scale target that rolls itself (ECS): it starts new tasks, waits for them to be
+/// healthy and drains the old ones on its own; the roll is done once the deployment started.
+async fn redeploy(roll: &std::sync::Mutex<RollStatus>, target: &dyn ScaleTarget) -> (StatusCode, Json<RollStatus>) {
+    let result = target.redeploy().await;
+    let mut status = roll.lock().unwrap_or_else(|p| p.into_inner());
+    status.finished_at = Some(Utc::now());
+    match result {
+        Ok(started) => {
+            status.state = "done".into();
+            status.phase = format!("{} redeploying: {}", target.kind(), started.join("; "));
+        }
+        Err(err) => {
+            status.state = "failed".into();
+            status.error = Some(err.to_string());
+        }
+    }
+    (StatusCode::ACCEPTED, Json(status.clone()))
 }
 
 /// Where the latest roll is
@@ -570,7 +607,7 @@ mod tests {
         let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
         config.api.admin_token = Some("an-admin-token-of-length".into());
         let backends = Backends::open(&config).await.unwrap();
-        (AdminState::new(config, backends, SharedBoard::default(), None), dir)
+        (AdminState::new(config, backends, SharedBoard::default(), Workers::Elsewhere), dir)
     }
 
     async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Response {

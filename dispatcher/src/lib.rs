@@ -66,12 +66,17 @@ pub async fn serve(
         dispatcher_stop.clone(),
     ));
     let board = board::SharedBoard::default();
+    let workers = match (pool, &autoscaling) {
+        (Some(pool), _) => admin::Workers::Local(pool),
+        (None, Some(autoscaling)) => admin::Workers::Target(Arc::clone(&autoscaling.target)),
+        (None, None) => admin::Workers::Elsewhere,
+    };
     if let Some(Autoscaling { target, config: scaling }) = autoscaling {
         tasks.spawn(autoscale::run(target, scaling, load, alive, board.clone(), dispatcher_stop.clone()));
     }
     tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
     tasks.spawn(admin::export_queue_depths(backends.clone(), dispatcher_stop.clone()));
-    let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board, pool));
+    let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board, workers));
     let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics)).merge(admin);
     let api_stop = shutdown.clone();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { api_stop.cancelled().await }).await;

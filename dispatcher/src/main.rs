@@ -554,7 +554,11 @@ async fn roll_workers(config: &Config, batch: usize, url: Option<String>, json: 
                 if json {
                     return print_json(&status);
                 }
-                println!("rolled {} worker(s) in batches of {}", status.replaced, status.batch);
+                if status.total == 0 {
+                    println!("{}", status.phase);
+                } else {
+                    println!("rolled {} worker(s) in batches of {}", status.replaced, status.batch);
+                }
                 return Ok(());
             }
             _ => {

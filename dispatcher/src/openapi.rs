@@ -136,7 +136,12 @@ mod tests {
         };
         let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
         config.api.admin_token = Some(PROBE_ADMIN_TOKEN.to_owned());
-        let admin = admin::router(admin::AdminState::new(config, backends.clone(), SharedBoard::default(), None));
+        let admin = admin::router(admin::AdminState::new(
+            config,
+            backends.clone(),
+            SharedBoard::default(),
+            admin::Workers::Elsewhere,
+        ));
         router(ApiState::new(backends, ApiConfig::default(), None))
             .merge(admin)
             .layer(middleware::from_fn(report_match))

@@ -87,4 +87,27 @@ impl ScaleTarget for EcsScaleTarget {
         tracing::info!(%lane, service, desired, idle = idle.len(), "ECS service resized");
         Ok(())
     }
+
+    /// A new deployment of both services (`forceNewDeployment`): ECS starts new tasks, waits
+    /// until they are healthy, then stops old ones with SIGTERM (they drain), within the
+    /// services' deployment configuration (infra/: minimum healthy 100 %).
+    async fn redeploy(&self) -> Result<Vec<String>, ScaleError> {
+        let mut started = Vec::new();
+        for lane in Lane::ALL {
+            let service = self.service(lane);
+            let updated = self
+                .client
+                .update_service()
+                .cluster(&self.settings.cluster)
+                .service(service)
+                .force_new_deployment(true)
+                .send()
+                .await
+                .map_err(|e| unavailable(CallError::from_sdk("UpdateService", e)))?;
+            let deployment = updated.service().and_then(|s| s.deployments().first()).and_then(|d| d.id());
+            started.push(format!("{service}: deployment {}", deployment.unwrap_or("started")));
+        }
+        tracing::info!(?started, "ECS services redeployed");
+        Ok(started)
+    }
 }

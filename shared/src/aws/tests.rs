@@ -288,6 +288,18 @@ async fn ecs_scale_target_resizes_a_service() {
     target.set_desired(Lane::Small, 0, &[]).await.expect("scale to zero");
     assert_eq!(target.observe(Lane::Small).await.expect("observe").desired, 0);
 
+    // Rolling the workers is a new deployment of each service.
+    let deployment = |described: aws_sdk_ecs::operation::describe_services::DescribeServicesOutput| {
+        described.services()[0].deployments().first().and_then(|d| d.id()).map(str::to_owned)
+    };
+    let describe =
+        || ecs.describe_services().cluster(&ecs_settings.cluster).services(&ecs_settings.large_service).send();
+    let before = deployment(describe().await.expect("describe"));
+    let started = target.redeploy().await.expect("redeploy");
+    assert_eq!(started.len(), 2, "{started:?}");
+    let after = deployment(describe().await.expect("describe"));
+    assert!(after.is_some() && after != before, "a new deployment: {before:?} -> {after:?}");
+
     let missing = crate::config::EcsSettings { small_service: "nope".to_owned(), ..ecs_settings };
     let err = crate::aws::EcsScaleTarget::connect(&missing).await.observe(Lane::Small).await.unwrap_err();
     assert!(err.to_string().contains("nope"), "a missing service is named: {err}");

@@ -20,6 +20,13 @@ pub trait ScaleTarget: Send + Sync + 'static {
     /// Asks for `desired` workers in `lane`. When that is fewer than now, `idle` lists the lane's
     /// idle workers, most idle first, for targets that can choose which to remove.
     async fn set_desired(&self, lane: Lane, desired: usize, idle: &[WorkerBeat]) -> Result<(), ScaleError>;
+
+    /// Replaces every worker by a new one, keeping capacity (a rolling deployment), for targets
+    /// that roll themselves; returns what was started, for people. The local pool rolls through
+    /// its own `roll`, which the dispatcher drives.
+    async fn redeploy(&self) -> Result<Vec<String>, ScaleError> {
+        Err(ScaleError::Unsupported(format!("the {} scale target does not redeploy itself", self.kind())))
+    }
 }
 
 /// What a scale target reports about a lane's pool.
@@ -39,4 +46,6 @@ pub enum ScaleError {
     UnknownLane(Lane),
     #[error("scale target unavailable: {0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
