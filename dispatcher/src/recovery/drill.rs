@@ -71,7 +71,7 @@ impl DrillReport {
             (Some(n), None) => format!("{n} changes ({})", self.rpo.source),
             (None, _) => format!("unknown ({})", self.rpo.source),
         };
-        let rto = self.rto_secs.map_or("no job completed".to_owned(), |s| format!("{s:.1} s"));
+        let rto = self.rto_secs.map_or("no job completed".to_owned(), |s| format!("{s:.3} s"));
         format!(
             "drill {verdict} in {:.1} s ({})\n\
              deployment           {}\n\
