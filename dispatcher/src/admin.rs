@@ -646,6 +646,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_replay_button_puts_a_dead_job_back_in_the_queue() {
+        let (state, _dir) = state().await;
+        let backends = state.backends.clone();
+        let job = shared::contract::new_job("acme", None);
+        backends.tenants.add_tenant(&job.tenant).await.unwrap();
+        backends.jobs.create(job.clone()).await.unwrap();
+        let error = shared::domain::JobError { code: "crashed".into(), message: "worker died".into() };
+        let bury = move |j: &shared::domain::Job| j.bury_abandoned(error.clone(), Utc::now());
+        backends.jobs.update(job.id, Box::new(bury)).await.unwrap();
+        let app = router(state);
+        let bearer = ("authorization", "Bearer an-admin-token-of-length");
+
+        let overview = get(&app, "/admin/overview", &[bearer]).await;
+        let body = http_body_util::BodyExt::collect(overview.into_body()).await.unwrap().to_bytes();
+        let overview: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(overview["dead_letters"][0]["id"], job.id.to_string(), "{overview}");
+        assert_eq!(overview["dead_letters"][0]["reason"], "crashed");
+
+        let request = Request::builder()
+            .method("POST")
+            .uri(format!("/admin/jobs/{}/replay", job.id))
+            .header(bearer.0, bearer.1)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(backends.jobs.get(job.id).await.unwrap().unwrap().status, JobStatus::Queued);
+        let sent = backends.incoming.receive(10, Duration::from_secs(5), Duration::ZERO).await.unwrap();
+        assert_eq!(sent.len(), 1, "the job's message is back in the incoming queue");
+
+        let missing = format!("/admin/jobs/{}/replay", JobId::new());
+        let request = Request::builder().method("POST").uri(missing).header(bearer.0, bearer.1).body(Body::empty());
+        assert_eq!(app.oneshot(request.unwrap()).await.unwrap().status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
     async fn without_a_configured_token_the_admin_routes_are_off() {
         let (mut state, _dir) = state().await;
         state.token_digest = None;

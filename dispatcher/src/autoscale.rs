@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use uuid::Uuid;
 
-use crate::board::{LaneSample, Sample, SharedBoard};
+use crate::board::{LaneSample, Sample, SharedBoard, quantile};
 use crate::lifecycle;
 use crate::scaling::{Completion, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
 use crate::schedule::{LaneLoad, LoadBoard};
@@ -68,6 +68,7 @@ pub async fn run(
                 beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
             let lane_completions = completions.get(&lane).cloned().unwrap_or_default();
             let mut durations: Vec<f64> = lane_completions.iter().map(|c| c.duration.as_secs_f64()).collect();
+            durations.sort_by(f64::total_cmp);
             for &secs in &durations {
                 metrics::histogram!("surge_job_duration_seconds", "lane" => lane.as_str()).record(secs);
             }
@@ -101,7 +102,9 @@ pub async fn run(
                     desired: decision.desired,
                     running: lane_beats.len(),
                     completed: finished,
-                    duration_p95_secs: crate::board::p95(&mut durations),
+                    duration_p50_secs: quantile(&durations, 0.5),
+                    duration_p95_secs: quantile(&durations, 0.95),
+                    duration_p99_secs: quantile(&durations, 0.99),
                 },
             );
             if decision.desired != pool.desired {

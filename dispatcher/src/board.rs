@@ -22,9 +22,11 @@ pub struct LaneSample {
     pub in_flight_jobs: u64,
     pub desired: usize,
     pub running: usize,
-    /// Jobs finished since the previous sample, and the 95th percentile of their durations.
+    /// Jobs finished since the previous sample, and percentiles of the sampled durations.
     pub completed: u64,
+    pub duration_p50_secs: Option<f64>,
     pub duration_p95_secs: Option<f64>,
+    pub duration_p99_secs: Option<f64>,
 }
 
 /// What the autoscaler saw in one tick.
@@ -66,14 +68,13 @@ impl Board {
     }
 }
 
-/// The 95th percentile of `durations` (nearest rank), `None` when empty.
-pub fn p95(durations: &mut [f64]) -> Option<f64> {
-    if durations.is_empty() {
+/// The `q` quantile (0 to 1) of sorted `durations` (nearest rank), `None` when empty.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
         return None;
     }
-    durations.sort_by(f64::total_cmp);
-    let rank = ((0.95 * durations.len() as f64).ceil() as usize).clamp(1, durations.len());
-    Some(durations[rank - 1])
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 /// The charts the dashboard shows.
@@ -85,7 +86,7 @@ pub enum Chart {
     Workers,
     /// Jobs finished per second.
     Throughput,
-    /// 95th percentile job duration per lane.
+    /// Job duration percentiles (p50, p95, p99) per lane.
     Latency,
 }
 
@@ -150,7 +151,14 @@ pub fn render(chart: Chart, samples: &[Sample]) -> String {
             };
             ("Throughput", "jobs/s", vec![total])
         }
-        Chart::Latency => ("Job duration p95", "s", per_lane(&|l| l.duration_p95_secs, "", false)),
+        Chart::Latency => {
+            let mut series = per_lane(&|l| l.duration_p50_secs, " p50", true);
+            series.extend(per_lane(&|l| l.duration_p95_secs, " p95", false));
+            for s in per_lane(&|l| l.duration_p99_secs, " p99", false) {
+                series.push(Series { colour: if s.colour == SMALL { "#7c3aed" } else { "#dc2626" }, ..s });
+            }
+            ("Job duration", "s", series)
+        }
     };
     svg(title, unit, &series)
 }
@@ -296,10 +304,12 @@ mod tests {
     }
 
     #[test]
-    fn p95_and_round_numbers() {
-        assert_eq!(p95(&mut []), None);
-        let mut durations: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(p95(&mut durations), Some(95.0));
+    fn quantiles_and_round_numbers() {
+        assert_eq!(quantile(&[], 0.95), None);
+        let durations: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&durations, 0.5), Some(50.0));
+        assert_eq!(quantile(&durations, 0.95), Some(95.0));
+        assert_eq!(quantile(&durations, 0.99), Some(99.0));
         assert_eq!(nice_ceiling(0.3), 1.0);
         assert_eq!(nice_ceiling(7.0), 10.0);
         assert_eq!(nice_ceiling(120.0), 200.0);
