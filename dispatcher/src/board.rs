@@ -212,7 +212,8 @@ fn svg(title: &str, unit: &str, series: &[Series]) -> String {
         escape(unit)
     );
     let mut legend_x = LEFT + 150.0;
-    for s in series {
+    // A series without a single point (a lane that finished nothing) gets no line and no legend.
+    for s in series.iter().filter(|s| s.points.iter().any(Option::is_some)) {
         let mut path = String::new();
         let offset = slots - s.points.len();
         for (i, point) in s.points.iter().enumerate() {
@@ -300,6 +301,7 @@ mod tests {
         assert!(workers.contains("stroke-dasharray"), "desired is dashed");
         let latency = render(Chart::Latency, &samples);
         assert_eq!(latency.matches(r#"class="series""#).count(), 0, "no durations, no line");
+        assert!(!latency.contains("small p95"), "and no legend");
         assert!(render(Chart::Throughput, &[]).contains("Throughput"), "an empty board still draws axes");
     }
 
