@@ -558,22 +558,15 @@ pub async fn export_queue_depths(backends: Backends, stop: tokio_util::sync::Can
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let queues = [
-            &backends.incoming,
-            &backends.small_lane,
-            &backends.large_lane,
-            &backends.dead_letter,
-            &backends.replication,
-        ];
-        for queue in queues {
+        for queue in backends.queues() {
             let Ok(depth) = queue.depth().await else { continue };
             let name = queue.name().to_owned();
             for (state, n) in [("visible", depth.visible), ("in_flight", depth.in_flight), ("delayed", depth.delayed)] {
                 metrics::gauge!("surge_queue_messages", "queue" => name.clone(), "state" => state).set(n as f64);
             }
-        }
-        if let Ok(depth) = backends.dead_letter.depth().await {
-            metrics::gauge!("surge_dead_letter_jobs").set((depth.visible + depth.in_flight + depth.delayed) as f64);
+            if Arc::ptr_eq(queue, &backends.dead_letter) {
+                metrics::gauge!("surge_dead_letter_jobs").set(depth.total() as f64);
+            }
         }
     }
 }

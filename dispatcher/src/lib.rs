@@ -112,18 +112,25 @@ pub struct Ready {
     pub admin_token: String,
 }
 
+/// The admin token in `data_dir/admin-token`, if `surge up` created one there.
+pub fn read_admin_token(data_dir: &std::path::Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(data_dir.join("admin-token")) {
+        Ok(token) if token.trim().len() >= 16 => Ok(Some(token.trim().to_owned())),
+        Ok(_) => Ok(None),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// The admin token kept in `data_dir/admin-token` (readable by its owner only), created on
 /// first use: what `surge up` uses when `api.admin_token` is not set.
 pub fn admin_token_in(data_dir: &std::path::Path) -> std::io::Result<String> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let path = data_dir.join("admin-token");
-    match std::fs::read_to_string(&path) {
-        Ok(token) if token.trim().len() >= 16 => return Ok(token.trim().to_owned()),
-        Ok(_) => {}
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err),
+    if let Some(token) = read_admin_token(data_dir)? {
+        return Ok(token);
     }
+    let path = data_dir.join("admin-token");
     std::fs::create_dir_all(data_dir)?;
     let token = format!("sa_{}", uuid::Uuid::new_v4().simple());
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;

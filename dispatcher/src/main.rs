@@ -523,7 +523,7 @@ async fn roll_workers(config: &Config, batch: usize, url: Option<String>, json: 
     };
     let token = match &config.api.admin_token {
         Some(token) => token.clone(),
-        None => std::fs::read_to_string(config.data_dir.join("admin-token")).map(|t| t.trim().to_owned()).context(
+        None => dispatcher::read_admin_token(&config.data_dir)?.context(
             "no admin token: set api.admin_token (SURGE_API__ADMIN_TOKEN) or run on the deployment's data directory",
         )?,
     };

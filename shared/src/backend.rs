@@ -54,6 +54,11 @@ pub enum OpenError {
 }
 
 impl Backends {
+    /// Every queue of the region, in pipeline order (incoming, lanes, dead letters, outbox).
+    pub fn queues(&self) -> [&Arc<dyn Queue>; 5] {
+        [&self.incoming, &self.small_lane, &self.large_lane, &self.dead_letter, &self.replication]
+    }
+
     pub fn lane(&self, lane: Lane) -> &Arc<dyn Queue> {
         match lane {
             Lane::Small => &self.small_lane,

@@ -345,7 +345,7 @@ pub async fn ship_once(local: &Backends, peer: &Backends, wait: Duration) -> Res
 /// What the outbox holds: changes made in the active region and not yet in the other one.
 pub async fn unshipped(local: &Backends) -> Result<u64, QueueError> {
     let depth = local.replication.depth().await?;
-    Ok(depth.visible + depth.in_flight + depth.delayed)
+    Ok(depth.total())
 }
 
 /// What [`resync`] copied.

@@ -500,7 +500,7 @@ impl Deployment {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            if is_ready(&client, &url).await {
                 return Ok(Deployment { child, url });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

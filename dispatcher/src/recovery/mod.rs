@@ -219,9 +219,9 @@ pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
     let mut oldest_unshipped_secs = None;
     if let Some(local) = topology.region(active) {
         unshipped_changes = unshipped(local).await.ok();
-        for queue in [&local.incoming, &local.small_lane, &local.large_lane, &local.dead_letter, &local.replication] {
+        for queue in local.queues() {
             if let Ok(depth) = queue.depth().await {
-                queues.push((queue.name().to_owned(), depth.visible + depth.in_flight + depth.delayed));
+                queues.push((queue.name().to_owned(), depth.total()));
             }
         }
         jobs = local.jobs.count_by_status().await.unwrap_or_default();

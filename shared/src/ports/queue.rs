@@ -79,6 +79,13 @@ pub struct QueueDepth {
     pub delayed: u64,
 }
 
+impl QueueDepth {
+    /// Every message the queue holds, whatever its state.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     /// The receipt belongs to an earlier delivery; the message may be with another consumer.
