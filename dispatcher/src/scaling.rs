@@ -21,12 +21,17 @@
 //! - **Up at once**, when the workers cannot meet the target (even the low end of the rate
 //!   estimate needs more, or the backlog alone would wait longer than the target). At most
 //!   `max_scale_up_step` at a time, if set.
-//! - **Down slowly.** The policy keeps the highest level of the stabilisation window (the high
-//!   end of the rate estimate, or the backlog's drain), like the Kubernetes HPA, and scales down
-//!   only once the surplus since the last change (workers above that level, times the time)
-//!   makes the action worth it (`scale_down_min_saving_worker_secs`): many surplus workers go
-//!   soon, a single one waits.
-//! - **Never below the busy workers.** Scale-in removes idle workers only.
+//! - **Down slowly, in one step.** The policy keeps the highest level the arrivals needed in the
+//!   stabilisation window (the high end of the rate estimate), like the Kubernetes HPA, and
+//!   scales down to it only once the surplus since the last change (idle workers above that
+//!   level, times the time) makes the action worth it (`scale_down_min_saving_worker_secs`):
+//!   many idle workers go soon, a single one waits, busy ones cost nothing. It never scales down
+//!   while workers are starting.
+//! - **Scale-in never stops a busy worker.** A lower target is a promise the pool keeps by
+//!   draining: a worker above the target keeps taking jobs while any wait and leaves when it runs
+//!   out of work. So a backlog needs no hold of its own (the workers draining it stay until it
+//!   is gone), a scale-down after a burst goes straight back to what the arrivals need, and a
+//!   scale-up counts the workers still up ([`LaneObservation::ready_workers`]), not the target.
 //! - **Scale to zero** (optional): after `idle_before_zero_secs` without any job; back from zero
 //!   once `activation_backlog_jobs` wait, or one has waited half the latency target.
 //!
@@ -86,8 +91,8 @@ pub struct LaneScalingConfig {
     pub target_quantile: f64,
     /// A lower level must hold this long before workers are removed.
     pub scale_down_stabilisation_secs: u64,
-    /// Surplus worker-seconds (workers above the level the lane would scale down to, times the
-    /// time) since the last change that make a scale-down worth an action: many surplus
+    /// Surplus worker-seconds (idle workers above the level the lane would scale down to, times
+    /// the time) since the last change that make a scale-down worth an action: many surplus
     /// workers go soon, a single one waits.
     pub scale_down_min_saving_worker_secs: u64,
     /// Remove every worker after `idle_before_zero_secs` without any job.
@@ -258,7 +263,7 @@ pub struct LaneObservation {
     pub completions: Vec<Completion>,
     /// Workers up (busy or idle).
     pub ready_workers: usize,
-    /// Workers running a job; never scaled below.
+    /// Workers running a job; only idle ones count as surplus.
     pub busy_workers: usize,
     /// Workers asked for and still starting.
     pub starting_workers: usize,
@@ -319,8 +324,8 @@ pub enum Reason {
     SavingTooSmall { workers: usize, would: usize, surplus_worker_secs: u64, threshold: u64 },
     /// The demand stayed lower for the whole window.
     ScaleDown { workers: usize, window_secs: u64 },
-    /// Scaling down stops at the workers running a job.
-    BusyFloor { busy: usize },
+    /// The demand fell, but workers asked for are still starting.
+    StartingUp { workers: usize, starting: usize },
     /// No job for the idle period: every worker removed.
     ScaledToZero { idle_secs: u64 },
     /// At zero, with fewer waiting jobs than the activation threshold.
@@ -342,7 +347,7 @@ impl Reason {
             Reason::Stabilising { .. } => "stabilising",
             Reason::SavingTooSmall { .. } => "saving_too_small",
             Reason::ScaleDown { .. } => "scale_down",
-            Reason::BusyFloor { .. } => "busy_floor",
+            Reason::StartingUp { .. } => "starting_up",
             Reason::ScaledToZero { .. } => "scaled_to_zero",
             Reason::BelowActivation { .. } => "below_activation",
             Reason::Activated { .. } => "activated",
@@ -381,8 +386,8 @@ impl fmt::Display for Reason {
                 "scaling down to {workers} {}: the demand stayed at or below that for {window_secs} s",
                 workers_noun(workers)
             ),
-            Reason::BusyFloor { busy } => {
-                write!(f, "keeping {busy} busy {}: scale-in removes only idle workers", workers_noun(busy))
+            Reason::StartingUp { workers, starting } => {
+                write!(f, "holding {workers} {}: {starting} still starting", workers_noun(workers))
             }
             Reason::ScaledToZero { idle_secs } => write!(f, "scaled to zero after {idle_secs} s idle"),
             Reason::BelowActivation { waiting, threshold } => write!(
@@ -703,12 +708,15 @@ impl ScalingPolicy {
     fn decide_active(&mut self, now: f64, observation: &LaneObservation) -> (usize, Reason) {
         let demand = self.demand(observation);
         let (floor, max, current) = (self.config.floor(), self.config.max_workers, self.current);
-        let drain = demand.drain.clamp(floor, max);
-        let level = demand.load.clamp(floor, max).max(drain);
-        let hold = self.recent.push(now, demand.load_high.clamp(floor, max).max(drain));
-        let lower = hold.max(observation.busy_workers.min(current));
-        self.surplus_worker_secs += current.saturating_sub(lower) as f64 * self.elapsed_secs;
-        if (demand.needed > current || current < floor) && level > current {
+        let level = demand.load.max(demand.drain).clamp(floor, max);
+        // The highest need of the window: the arrivals' (high end), or a backlog's drain (a
+        // backlog that keeps coming back is demand too).
+        let hold = self.recent.push(now, demand.load_high.max(demand.drain).clamp(floor, max));
+        let idle = observation.ready_workers.saturating_sub(observation.busy_workers);
+        self.surplus_worker_secs += idle.min(current.saturating_sub(hold)) as f64 * self.elapsed_secs;
+        // Workers above the target still take jobs while any wait: count the workers up.
+        let live = observation.ready_workers + observation.starting_workers;
+        if (demand.needed > live.max(current) || current < floor) && level > current {
             return self.scale_up(current, level, &demand);
         }
         if hold >= current {
@@ -720,7 +728,10 @@ impl ScalingPolicy {
             };
             return (current, reason);
         }
-        self.scale_down(now, current, hold, lower)
+        if observation.starting_workers > 0 {
+            return (current, Reason::StartingUp { workers: current, starting: observation.starting_workers });
+        }
+        self.scale_down(now, current, hold)
     }
 
     fn scale_up(&self, current: usize, level: usize, demand: &Demand) -> (usize, Reason) {
@@ -732,29 +743,20 @@ impl ScalingPolicy {
         }
     }
 
-    /// Down to the window's level, never below the busy workers, once the window is full and
-    /// the surplus makes it worth an action.
-    fn scale_down(&self, now: f64, current: usize, hold: usize, lower: usize) -> (usize, Reason) {
-        if lower >= current {
-            return (current, Reason::BusyFloor { busy: current });
-        }
+    /// Down to the window's level once the window is full and the idle surplus makes it worth
+    /// an action.
+    fn scale_down(&self, now: f64, current: usize, hold: usize) -> (usize, Reason) {
         let window_secs = self.config.scale_down_stabilisation_secs;
         let window_full = self.started.is_some_and(|started| now - started >= window_secs as f64);
         if !window_full {
-            return (current, Reason::Stabilising { workers: current, would: lower, window_secs });
+            return (current, Reason::Stabilising { workers: current, would: hold, window_secs });
         }
         let threshold = self.config.scale_down_min_saving_worker_secs;
         if self.surplus_worker_secs < threshold as f64 {
             let surplus_worker_secs = self.surplus_worker_secs as u64;
-            return (
-                current,
-                Reason::SavingTooSmall { workers: current, would: lower, surplus_worker_secs, threshold },
-            );
+            return (current, Reason::SavingTooSmall { workers: current, would: hold, surplus_worker_secs, threshold });
         }
-        if lower > hold {
-            return (lower, Reason::BusyFloor { busy: lower });
-        }
-        (lower, Reason::ScaleDown { workers: lower, window_secs })
+        (hold, Reason::ScaleDown { workers: hold, window_secs })
     }
 
     fn level_reason(&self, workers: usize, demand: &Demand) -> Reason {
@@ -907,7 +909,7 @@ mod tests {
         run(&mut policy, 0, 200, &idle(1));
         assert_eq!(policy.decide(secs(200.0), &waiting(600, 1.0)).desired, 10);
         let held = run(&mut policy, 201, 321, &idle(10));
-        assert!(held.iter().all(|d| d.desired == 10), "held for the window");
+        assert!(held.iter().all(|d| d.desired == 10), "held for the window: {held:?}");
         assert_eq!(
             held.last().unwrap().reason.to_string(),
             "holding 10 workers: scale-down stabilisation 120 s not elapsed (1 would do)"
@@ -1013,16 +1015,50 @@ mod tests {
     }
 
     #[test]
-    fn busy_workers_are_never_scaled_below() {
-        let mut policy = ScalingPolicy::new(config());
+    fn busy_workers_are_no_surplus_and_the_scale_down_is_one_step() {
+        let config = LaneScalingConfig { scale_down_stabilisation_secs: 10, ..config() };
+        let mut policy = ScalingPolicy::new(config);
         assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, 10);
-        // Nothing waits; 7 of the 10 are still busy with long jobs.
-        let busy = LaneObservation { in_flight_jobs: 7, in_flight_units: 7.0, busy_workers: 7, ..idle(10) };
+        // Nothing waits, but all ten are still busy with long jobs: no surplus, no scale-down.
+        let busy = LaneObservation { in_flight_jobs: 10, in_flight_units: 10.0, busy_workers: 10, ..idle(10) };
         let decisions = run(&mut policy, 1, 400, &busy);
-        assert!(decisions.iter().all(|d| d.desired >= 7));
-        let last = decisions.last().unwrap();
-        assert_eq!(last.desired, 7);
-        assert_eq!(last.reason.to_string(), "keeping 7 busy workers: scale-in removes only idle workers");
+        assert!(decisions.iter().all(|d| d.desired == 10), "busy workers cost nothing to keep");
+        assert_eq!(decisions.last().unwrap().reason.kind(), "saving_too_small");
+        // Three are idle: the surplus grows by three a second; one step down to the one worker
+        // the arrivals need; the seven busy ones finish their jobs before they leave (the pool
+        // drains them).
+        let mixed = LaneObservation { in_flight_jobs: 7, in_flight_units: 7.0, busy_workers: 7, ..idle(10) };
+        let decisions = run(&mut policy, 400, 500, &mixed);
+        let changes: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!((changes[0].previous, changes[0].desired), (10, 1));
+        assert_eq!(changes[0].reason.kind(), "scale_down");
+    }
+
+    #[test]
+    fn workers_still_draining_a_backlog_count_against_a_scale_up() {
+        let mut policy = ScalingPolicy::new(LaneScalingConfig { scale_down_min_saving_worker_secs: 0, ..config() });
+        run(&mut policy, 0, 200, &idle(1));
+        // The target went back to 1 while 12 workers still drain 600 s of work: 12 are enough.
+        policy.current = 1;
+        let draining = LaneObservation { busy_workers: 12, in_flight_jobs: 12, ..waiting(600, 1.0) };
+        let draining = LaneObservation { ready_workers: 12, ..draining };
+        let decision = policy.decide(secs(200.0), &draining);
+        assert_eq!(decision.desired, 1, "{}", decision.reason);
+        // With only 5 left, the backlog would miss the target: up again.
+        let fewer = LaneObservation { ready_workers: 5, busy_workers: 5, ..draining };
+        assert!(policy.decide(secs(201.0), &fewer).desired > 5);
+    }
+
+    #[test]
+    fn no_scale_down_while_workers_start() {
+        let mut policy = ScalingPolicy::new(LaneScalingConfig { scale_down_min_saving_worker_secs: 0, ..config() });
+        run(&mut policy, 0, 200, &idle(1));
+        assert_eq!(policy.decide(secs(200.0), &waiting(600, 1.0)).desired, 10);
+        let starting = LaneObservation { starting_workers: 9, ..idle(1) };
+        let decisions = run(&mut policy, 201, 400, &starting);
+        assert!(decisions.iter().all(|d| d.desired == 10));
+        assert_eq!(decisions.last().unwrap().reason.to_string(), "holding 10 workers: 9 still starting");
     }
 
     #[test]

@@ -259,7 +259,8 @@ impl<'a> Engine<'a> {
         let now = self.now;
         let sim_job = &self.jobs[job];
         let state = &mut self.lanes[lane];
-        if !state.pool.finish(now, worker, job) {
+        let work_waiting = !state.queue.is_empty();
+        if !state.pool.finish(now, worker, job, work_waiting) {
             return;
         }
         state.in_flight_jobs -= 1;

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 /// How a pool removes workers when its target drops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ScaleIn {
-    /// Surge: starting and idle workers go at once; a busy worker finishes its job first.
+    /// Surge: starting and idle workers go at once; a busy worker goes once it runs out of work.
     Drain,
     /// Kubernetes / EC2 Auto Scaling: starting workers first, then the newest ready ones, busy
     /// or not (a Kubernetes ReplicaSet deletes the pods ready for the shortest time first; an
@@ -176,13 +176,14 @@ impl Pool {
     }
 
     /// A worker finished `job`. `false` if the worker was terminated meanwhile (a stale
-    /// completion). A worker above the target leaves instead of idling (drained).
-    pub(crate) fn finish(&mut self, now: f64, id: usize, job: usize) -> bool {
+    /// completion). A worker above the target takes the next job while `work_waiting`, and
+    /// leaves once it runs out of work (drained) instead of idling.
+    pub(crate) fn finish(&mut self, now: f64, id: usize, job: usize, work_waiting: bool) -> bool {
         match self.workers[id].state {
             State::Busy { job: running, .. } if running == job => {}
             _ => return false,
         }
-        if self.live() > self.target {
+        if self.live() > self.target && !work_waiting {
             self.ready.remove(&id);
             self.close(now, id);
         } else {
@@ -216,12 +217,24 @@ mod tests {
         let resize = pool.set_target(2.0, 1);
         assert!(resize.killed.is_empty(), "no busy worker is terminated");
         assert_eq!((pool.starting(), pool.idle(), pool.busy()), (0, 0, 2));
-        assert!(pool.finish(5.0, busy[0], 10));
+        assert!(pool.finish(5.0, busy[0], 10, false));
         assert_eq!(pool.busy(), 1, "the first to finish leaves: above target");
-        assert!(pool.finish(6.0, busy[1], 11));
+        assert!(pool.finish(6.0, busy[1], 11, false));
         assert_eq!(pool.idle(), 1, "the last one stays: at target");
         // 3 warm workers: 2 s, 5 s, 6 s; 2 cancelled start-ups: 1 s each.
         assert!((pool.worker_secs(6.0) - (2.0 + 5.0 + 6.0 + 2.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_worker_above_the_target_keeps_working_while_jobs_wait() {
+        let mut pool = Pool::new(ScaleIn::Drain);
+        pool.warm_start(0.0, 2);
+        let busy = [pool.assign(0.0, 1).unwrap(), pool.assign(0.0, 2).unwrap()];
+        pool.set_target(1.0, 1);
+        assert!(pool.finish(2.0, busy[0], 1, true));
+        assert_eq!(pool.assign(2.0, 3), Some(busy[0]), "work waits: it takes the next job");
+        assert!(pool.finish(3.0, busy[0], 3, false));
+        assert_eq!((pool.idle(), pool.busy()), (0, 1), "out of work: it leaves");
     }
 
     #[test]
@@ -239,8 +252,8 @@ mod tests {
         assert_eq!(third, newest);
         let resize = pool.set_target(4.0, 1);
         assert_eq!(resize.killed, vec![Killed { job: 9, since: 1.0 }, Killed { job: 8, since: 1.0 }]);
-        assert!(!pool.finish(5.0, third, 9), "a terminated worker's completion is stale");
-        assert!(pool.finish(5.0, first, 7));
+        assert!(!pool.finish(5.0, third, 9, false), "a terminated worker's completion is stale");
+        assert!(pool.finish(5.0, first, 7, false));
     }
 
     #[test]
