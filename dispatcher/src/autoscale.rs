@@ -107,13 +107,20 @@ pub async fn run(
                     duration_p99_secs: quantile(&durations, 0.99),
                 },
             );
-            if decision.desired != pool.desired {
+            let resize = decision.desired != pool.desired;
+            if resize || pool.running > decision.desired {
                 let mut idle: Vec<WorkerBeat> =
                     lane_beats.iter().filter(|b| b.in_flight.is_empty()).map(|b| (*b).clone()).collect();
                 // Longest-running idle workers go first: the young ones are the likeliest to be
                 // needed again soon and have paid their start-up cost most recently.
                 idle.sort_by_key(|b| b.started_at);
-                if let Err(err) = target.set_desired(lane, decision.desired, &idle).await {
+                let applied = if resize {
+                    target.set_desired(lane, decision.desired, &idle).await
+                } else {
+                    // Workers above the target leave as they run out of work.
+                    target.retire_idle(lane, decision.desired, &idle).await
+                };
+                if let Err(err) = applied {
                     warn!(%lane, error = %err, "could not resize the pool");
                 }
             }

@@ -289,6 +289,25 @@ fn active(processes: &Processes, lane: Lane) -> usize {
     processes.by_lane.get(&lane).map_or(0, |list| list.iter().filter(|p| !p.draining).count())
 }
 
+/// Scales in by draining idle workers only (SIGTERM: the worker stops receiving and exits); a
+/// busy worker is never asked to go. If fewer are idle than asked for, the rest go as they run
+/// out of work ([`ScaleTarget::retire_idle`] on later decisions).
+fn retire(processes: &mut Processes, lane: Lane, desired: usize, idle: &[WorkerBeat]) {
+    let mut excess = active(processes, lane).saturating_sub(desired);
+    let list = processes.by_lane.entry(lane).or_default();
+    for beat in idle {
+        if excess == 0 {
+            break;
+        }
+        if let Some(process) = list.iter_mut().find(|p| p.pid == beat.pid && !p.draining) {
+            info!(%lane, pid = process.pid, "draining idle worker");
+            process.draining = true;
+            terminate(Some(process.pid));
+            excess -= 1;
+        }
+    }
+}
+
 fn terminate(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|pid| i32::try_from(pid).ok()) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
@@ -320,21 +339,12 @@ impl ScaleTarget for LocalPool {
             }
             return Ok(());
         }
-        // Scale in by draining idle workers only; a busy worker is never asked to go. If fewer
-        // are idle than asked for, the rest follow on a later decision.
-        let mut excess = running - desired;
-        let list = processes.by_lane.entry(lane).or_default();
-        for beat in idle {
-            if excess == 0 {
-                break;
-            }
-            if let Some(process) = list.iter_mut().find(|p| p.pid == beat.pid && !p.draining) {
-                info!(%lane, pid = process.pid, "draining idle worker");
-                process.draining = true;
-                terminate(Some(process.pid));
-                excess -= 1;
-            }
-        }
+        retire(&mut processes, lane, desired, idle);
+        Ok(())
+    }
+
+    async fn retire_idle(&self, lane: Lane, desired: usize, idle: &[WorkerBeat]) -> Result<(), ScaleError> {
+        retire(&mut self.lock(), lane, desired, idle);
         Ok(())
     }
 }

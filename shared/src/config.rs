@@ -214,6 +214,63 @@ pub struct WorkerConfig {
     pub drain_timeout_secs: u64,
     /// Extra time spent on every job, to demonstrate scaling and crash recovery; 0 in production.
     pub debug_delay_ms: u64,
+    /// What a job does: `extract` (the booking proposal), or `sleep:200ms`, a synthetic job of a
+    /// fixed duration for benchmarks and scaling tests.
+    pub processor: Processor,
+}
+
+/// What a worker does with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Processor {
+    /// Extracts the booking proposal from the document.
+    #[default]
+    Extract,
+    /// Waits this long, then stores a synthetic result that says so: a job of a fixed cost,
+    /// without reading the document.
+    Sleep(std::time::Duration),
+}
+
+/// A processor that is neither `extract` nor `sleep:DURATION`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown processor `{0}`: expected `extract` or `sleep:DURATION` (e.g. `sleep:200ms`)")]
+pub struct UnknownProcessor(pub String);
+
+impl std::str::FromStr for Processor {
+    type Err = UnknownProcessor;
+
+    fn from_str(s: &str) -> Result<Processor, UnknownProcessor> {
+        match s.split_once(':') {
+            None if s == "extract" => Ok(Processor::Extract),
+            Some(("sleep", duration)) => humantime::parse_duration(duration.trim())
+                .map(Processor::Sleep)
+                .map_err(|_| UnknownProcessor(s.to_owned())),
+            _ => Err(UnknownProcessor(s.to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Processor::Extract => f.write_str("extract"),
+            Processor::Sleep(duration) => write!(f, "sleep:{}", humantime::format_duration(*duration)),
+        }
+    }
+}
+
+impl TryFrom<String> for Processor {
+    type Error = UnknownProcessor;
+
+    fn try_from(s: String) -> Result<Processor, UnknownProcessor> {
+        s.parse()
+    }
+}
+
+impl From<Processor> for String {
+    fn from(processor: Processor) -> String {
+        processor.to_string()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +352,7 @@ impl Default for WorkerConfig {
             job_memory_mib: 1536,
             drain_timeout_secs: 30,
             debug_delay_ms: 0,
+            processor: Processor::Extract,
         }
     }
 }
@@ -522,6 +580,22 @@ mod tests {
         assert_eq!(config.api.listen.port(), 9000);
         assert_eq!(config.worker.max_attempts, 3);
         assert_eq!(config.data_dir, PathBuf::from("/data"));
+    }
+
+    #[test]
+    fn processors_parse_print_and_come_from_the_environment() {
+        assert_eq!("extract".parse::<Processor>(), Ok(Processor::Extract));
+        assert_eq!("sleep:200ms".parse::<Processor>(), Ok(Processor::Sleep(Duration::from_millis(200))));
+        assert_eq!("sleep:1.5s".parse::<Processor>(), Ok(Processor::Sleep(Duration::from_millis(1500))));
+        assert_eq!(Processor::Sleep(Duration::from_millis(200)).to_string(), "sleep:200ms");
+        for bad in ["sleep", "sleep:soon", "ocr", ""] {
+            let err = bad.parse::<Processor>().unwrap_err().to_string();
+            assert!(err.contains("sleep:DURATION"), "{err}");
+        }
+        let config = Config::load(None, &env(&[("SURGE_WORKER__PROCESSOR", "sleep:250ms")])).unwrap();
+        assert_eq!(config.worker.processor, Processor::Sleep(Duration::from_millis(250)));
+        let err = Config::load(None, &env(&[("SURGE_WORKER__PROCESSOR", "nap")])).unwrap_err().to_string();
+        assert!(err.contains("nap"), "{err}");
     }
 
     #[test]

@@ -41,6 +41,11 @@ enum Command {
         /// Adds this many milliseconds to every job (demonstrations and crash tests).
         #[arg(long, default_value_t = 0, hide = true)]
         debug_delay_ms: u64,
+        /// What a job does: `extract`, or `sleep:DURATION` (e.g. `sleep:200ms`), a synthetic
+        /// job of a fixed duration for benchmarks and scaling tests (overrides
+        /// `worker.processor`).
+        #[arg(long)]
+        processor: Option<shared::config::Processor>,
     },
     /// Print the booking proposal for a local file as JSON, through the worker's own code.
     Extract {
@@ -134,10 +139,13 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { data_dir, lanes, debug_delay_ms } => {
+        Command::Run { data_dir, lanes, debug_delay_ms, processor } => {
             let mut config = Config::load(cli.config.as_deref(), &env)?;
             if let Some(data_dir) = data_dir {
                 config.data_dir = data_dir;
+            }
+            if let Some(processor) = processor {
+                config.worker.processor = processor;
             }
             let lanes = lanes
                 .iter()

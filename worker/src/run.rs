@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use shared::backend::Backends;
-use shared::config::WorkerConfig;
+use shared::config::{Processor, WorkerConfig};
 use shared::domain::{DocumentType, Job, JobError, JobId, JobMessage, Lane, Lease, TransitionError};
 use shared::ports::{CompletedJob, InFlightJob, Queue, ReceivedMessage, StoreError, WorkerBeat};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -450,6 +450,10 @@ async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError>
     if job.document_type == DocumentType::BenchNoop {
         return Ok(None);
     }
+    if let Processor::Sleep(duration) = context.config.processor {
+        tokio::time::sleep(duration).await;
+        return store_result(context, job, &synthetic_result(job, context.config.processor)).await.map(Some);
+    }
     let blobs = &context.backends.blobs;
     let bytes = match blobs.get(&job.blob_key).await {
         Ok(Some(bytes)) => bytes,
@@ -468,15 +472,34 @@ async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError>
     };
     let chart = tenant_chart(context, job).await?;
     let proposal = extract_on_pool(context, bytes, job.document_type, chart).await?;
-    let json = serde_json::to_vec_pretty(&proposal).map_err(|e| {
+    let json = serde_json::to_value(&proposal).map_err(|e| {
+        WorkError::Document(JobError { code: "internal_error".into(), message: format!("unencodable result: {e}") })
+    })?;
+    store_result(context, job, &json).await.map(Some)
+}
+
+/// Stores a job's result under its key; returns the key. Same job, same key, same content: a
+/// second run overwrites with an identical object.
+async fn store_result(context: &Context, job: &Job, result: &serde_json::Value) -> Result<String, WorkError> {
+    let json = serde_json::to_vec_pretty(result).map_err(|e| {
         WorkError::Document(JobError { code: "internal_error".into(), message: format!("unencodable result: {e}") })
     })?;
     let key = result_key(job);
-    // Same job, same key, same content: a second run overwrites with an identical object.
-    blobs.put(&key, Bytes::from(json)).await.map_err(|err| {
+    context.backends.blobs.put(&key, Bytes::from(json)).await.map_err(|err| {
         WorkError::Transient(JobError { code: "blob_store_unavailable".into(), message: err.to_string() })
     })?;
-    Ok(Some(key))
+    Ok(key)
+}
+
+/// The result of a synthetic job: what it was, and that nothing was extracted.
+fn synthetic_result(job: &Job, processor: Processor) -> serde_json::Value {
+    serde_json::json!({
+        "synthetic": true,
+        "processor": processor.to_string(),
+        "job_id": job.id,
+        "document_sha256": job.sha256,
+        "warnings": [format!("synthetic processor `{processor}`: the document was not read")],
+    })
 }
 
 /// Where a job's booking proposal is stored.

@@ -21,6 +21,14 @@ pub trait ScaleTarget: Send + Sync + 'static {
     /// idle workers, most idle first, for targets that can choose which to remove.
     async fn set_desired(&self, lane: Lane, desired: usize, idle: &[WorkerBeat]) -> Result<(), ScaleError>;
 
+    /// Called every decision while more workers run than `desired` (the scaling policy lowers
+    /// the target below the busy workers; they keep working while jobs wait): removes idle
+    /// ones from `idle` until `desired` are left, for targets that can choose which worker
+    /// goes. Targets that cannot (an ECS service stops tasks itself) do nothing.
+    async fn retire_idle(&self, _lane: Lane, _desired: usize, _idle: &[WorkerBeat]) -> Result<(), ScaleError> {
+        Ok(())
+    }
+
     /// Replaces every worker by a new one, keeping capacity (a rolling deployment), for targets
     /// that roll themselves; returns what was started, for people. The local pool rolls through
     /// its own `roll`, which the dispatcher drives.
