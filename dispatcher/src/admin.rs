@@ -45,7 +45,9 @@ pub struct AdminState {
     backends: Backends,
     board: SharedBoard,
     token_digest: Option<[u8; 32]>,
-    status: Arc<tokio::sync::Mutex<Option<(Instant, Status)>>>,
+    status: Arc<Fresh<Status>>,
+    /// The dead letters (one listing per tenant); a replay forgets them.
+    dead: Arc<Fresh<Vec<DeadLetter>>>,
     /// What runs the workers, for rolling them.
     workers: Workers,
     roll: Arc<std::sync::Mutex<RollStatus>>,
@@ -65,15 +67,35 @@ pub enum Workers {
 impl AdminState {
     pub fn new(config: Config, backends: Backends, board: SharedBoard, workers: Workers) -> AdminState {
         let token_digest = config.api.admin_token.as_deref().map(digest);
-        AdminState { config, backends, board, token_digest, status: Arc::default(), workers, roll: Arc::default() }
+        AdminState {
+            config,
+            backends,
+            board,
+            token_digest,
+            status: Arc::default(),
+            dead: Arc::default(),
+            workers,
+            roll: Arc::default(),
+        }
     }
+}
+
+/// Where a `surge workers roll` is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RollState {
+    /// No roll yet.
+    #[default]
+    Idle,
+    Running,
+    Done,
+    Failed,
 }
 
 /// Where the latest `surge workers roll` is.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct RollStatus {
-    /// `idle` (none yet), `running`, `done` or `failed`.
-    pub state: String,
+    pub state: RollState,
     pub total: usize,
     pub replaced: usize,
     pub batch: usize,
@@ -229,7 +251,7 @@ pub struct Overview {
 }
 
 /// A job in the dead-letter state, with why it is there.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeadLetter {
     pub id: JobId,
     #[schema(value_type = String)]
@@ -297,21 +319,48 @@ async fn overview(State(state): State<AdminState>) -> Result<Json<Overview>, Api
         latest: samples.last().cloned(),
         completed_last_minute,
         busiest_tenants,
-        dead_letters: dead_letters(&state.backends).await.map_err(ApiError::unavailable)?,
+        dead_letters: cached_dead_letters(&state).await.map_err(ApiError::unavailable)?,
         maintenance: announced(&state.config.maintenance, Utc::now()),
     }))
 }
 
-async fn cached_status(state: &AdminState) -> Result<Status, String> {
-    let mut cache = state.status.lock().await;
-    if let Some((at, status)) = cache.as_ref()
-        && at.elapsed() < STATUS_FRESH_FOR
-    {
-        return Ok(status.clone());
+/// A value fetched again only once it is older than [`STATUS_FRESH_FOR`]: an open dashboard polls
+/// every two seconds, and a status or a dead-letter listing reads storage per tenant.
+struct Fresh<T>(tokio::sync::Mutex<Option<(Instant, T)>>);
+
+impl<T> Default for Fresh<T> {
+    fn default() -> Fresh<T> {
+        Fresh(tokio::sync::Mutex::new(None))
     }
-    let status = recovery::status(&state.config).await.map_err(|e| e.to_string())?;
-    *cache = Some((Instant::now(), status.clone()));
-    Ok(status)
+}
+
+impl<T: Clone> Fresh<T> {
+    async fn get_or_fetch<F: Future<Output = Result<T, String>>>(
+        &self,
+        fetch: impl FnOnce() -> F,
+    ) -> Result<T, String> {
+        let mut cache = self.0.lock().await;
+        if let Some((at, value)) = cache.as_ref()
+            && at.elapsed() < STATUS_FRESH_FOR
+        {
+            return Ok(value.clone());
+        }
+        let value = fetch().await?;
+        *cache = Some((Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    async fn forget(&self) {
+        *self.0.lock().await = None;
+    }
+}
+
+async fn cached_status(state: &AdminState) -> Result<Status, String> {
+    state.status.get_or_fetch(|| async { recovery::status(&state.config).await.map_err(|e| e.to_string()) }).await
+}
+
+async fn cached_dead_letters(state: &AdminState) -> Result<Vec<DeadLetter>, String> {
+    state.dead.get_or_fetch(|| dead_letters(&state.backends)).await
 }
 
 async fn dead_letters(backends: &Backends) -> Result<Vec<DeadLetter>, String> {
@@ -388,7 +437,9 @@ async fn replay(
 ) -> Result<Json<recovery::replay::ReplayReport>, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such job");
     let id: JobId = id.parse().map_err(|_| not_found())?;
-    match recovery::replay::replay_job(&state.backends, id).await {
+    let replayed = recovery::replay::replay_job(&state.backends, id).await;
+    state.dead.forget().await;
+    match replayed {
         Ok(Some(report)) => {
             tracing::info!(job_id = %id, replayed = report.replayed, "replayed from the dashboard");
             Ok(Json(report))
@@ -423,11 +474,11 @@ async fn start_roll(
     }
     let snapshot = {
         let mut roll = state.roll.lock().unwrap_or_else(|p| p.into_inner());
-        if roll.state == "running" {
+        if roll.state == RollState::Running {
             return Err(ApiError::new(StatusCode::CONFLICT, "roll_running", "a roll is already running"));
         }
         *roll = RollStatus {
-            state: "running".into(),
+            state: RollState::Running,
             batch: request.batch,
             phase: "starting".into(),
             started_at: Some(Utc::now()),
@@ -457,12 +508,12 @@ async fn start_roll(
         match result {
             Ok(progress) => {
                 status.update(&progress);
-                status.state = "done".into();
+                status.state = RollState::Done;
                 tracing::info!(replaced = progress.replaced, "worker roll done");
             }
             Err(err) => {
                 tracing::error!(error = %err, "worker roll failed");
-                status.state = "failed".into();
+                status.state = RollState::Failed;
                 status.error = Some(err.to_string());
             }
         }
@@ -478,11 +529,11 @@ async fn redeploy(roll: &std::sync::Mutex<RollStatus>, target: &dyn ScaleTarget)
     status.finished_at = Some(Utc::now());
     match result {
         Ok(started) => {
-            status.state = "done".into();
+            status.state = RollState::Done;
             status.phase = format!("{} redeploying: {}", target.kind(), started.join("; "));
         }
         Err(err) => {
-            status.state = "failed".into();
+            status.state = RollState::Failed;
             status.error = Some(err.to_string());
         }
     }
@@ -502,11 +553,7 @@ async fn redeploy(roll: &std::sync::Mutex<RollStatus>, target: &dyn ScaleTarget)
     ),
 )]
 async fn roll_status(State(state): State<AdminState>) -> Json<RollStatus> {
-    let mut status = state.roll.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if status.state.is_empty() {
-        status.state = "idle".into();
-    }
-    Json(status)
+    Json(state.roll.lock().unwrap_or_else(|p| p.into_inner()).clone())
 }
 
 /// `GET /v1/status`: public; says whether Surge is up and announces maintenance.
@@ -668,6 +715,10 @@ mod tests {
         assert_eq!(backends.jobs.get(job.id).await.unwrap().unwrap().status, JobStatus::Queued);
         let sent = backends.incoming.receive(10, Duration::from_secs(5), Duration::ZERO).await.unwrap();
         assert_eq!(sent.len(), 1, "the job's message is back in the incoming queue");
+        let overview = get(&app, "/admin/overview", &[bearer]).await;
+        let body = http_body_util::BodyExt::collect(overview.into_body()).await.unwrap().to_bytes();
+        let overview: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(overview["dead_letters"], serde_json::json!([]), "no longer listed: {overview}");
 
         let missing = format!("/admin/jobs/{}/replay", JobId::new());
         let request = Request::builder().method("POST").uri(missing).header(bearer.0, bearer.1).body(Body::empty());

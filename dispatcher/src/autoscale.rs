@@ -108,7 +108,9 @@ pub async fn run(
                 },
             );
             let resize = decision.desired != pool.desired;
-            if resize || pool.running > decision.desired {
+            // Workers above the target leave as they run out of work: when nothing waits.
+            let retire = pool.running > decision.desired && observation.visible_jobs == 0;
+            if resize || retire {
                 let mut idle: Vec<WorkerBeat> =
                     lane_beats.iter().filter(|b| b.in_flight.is_empty()).map(|b| (*b).clone()).collect();
                 // Longest-running idle workers go first: the young ones are the likeliest to be
@@ -117,7 +119,6 @@ pub async fn run(
                 let applied = if resize {
                     target.set_desired(lane, decision.desired, &idle).await
                 } else {
-                    // Workers above the target leave as they run out of work.
                     target.retire_idle(lane, decision.desired, &idle).await
                 };
                 if let Err(err) = applied {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use dispatcher::admin::{RollState, RollStatus};
 use dispatcher::recovery;
 use shared::backend::Backends;
 use shared::config::Config;
@@ -542,14 +543,14 @@ async fn roll_workers(config: &Config, batch: usize, url: Option<String>, json: 
     );
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let status: dispatcher::admin::RollStatus =
+        let status: RollStatus =
             client.get(&endpoint).bearer_auth(&token).send().await?.error_for_status()?.json().await?;
         bar.set_length(status.total as u64);
         bar.set_position(status.replaced as u64);
         bar.set_message(status.phase.clone());
-        match status.state.as_str() {
-            "running" => continue,
-            "done" => {
+        match status.state {
+            RollState::Running => continue,
+            RollState::Done => {
                 bar.finish_and_clear();
                 if json {
                     return print_json(&status);
@@ -561,12 +562,13 @@ async fn roll_workers(config: &Config, batch: usize, url: Option<String>, json: 
                 }
                 return Ok(());
             }
-            _ => {
+            RollState::Failed | RollState::Idle => {
                 bar.abandon();
                 if json {
                     print_json(&status)?;
                 }
-                anyhow::bail!("the roll failed: {}", status.error.unwrap_or_else(|| status.state.clone()));
+                let reason = status.error.unwrap_or_else(|| "the deployment no longer knows of it (restarted?)".into());
+                anyhow::bail!("the roll failed: {reason}");
             }
         }
     }

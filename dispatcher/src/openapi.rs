@@ -269,6 +269,30 @@ mod tests {
         assert_eq!(error["required"], serde_json::json!(["code", "message"]));
     }
 
+    #[test]
+    fn every_schema_reference_resolves() {
+        fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(target)) = map.get("$ref") {
+                        found.push(target);
+                    }
+                    map.values().for_each(|v| refs(v, found));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+                _ => {}
+            }
+        }
+        let document = document_json();
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.iter().any(|r| r.ends_with("/RollState")), "the roll's state is a schema");
+        for target in found {
+            let name = target.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{target}"));
+            assert!(document["components"]["schemas"][name].is_object(), "{target} resolves");
+        }
+    }
+
     #[tokio::test]
     async fn openapi_json_is_served_without_auth() {
         let data_dir = tempfile::tempdir().unwrap();

@@ -285,9 +285,18 @@ impl Decision {
         self.desired != self.previous
     }
 
+    /// Whether this decision adds workers (`up`), removes some (`down`) or keeps them (`hold`).
+    pub fn direction(&self) -> &'static str {
+        match self.desired.cmp(&self.previous) {
+            std::cmp::Ordering::Greater => "up",
+            std::cmp::Ordering::Less => "down",
+            std::cmp::Ordering::Equal => "hold",
+        }
+    }
+
     /// Logs the decision (a change at info, a hold at debug) and exports it as metrics:
     /// `surge_scaling_desired_workers{lane}` and
-    /// `surge_scaling_decisions_total{lane, reason, changed}`.
+    /// `surge_scaling_decisions_total{lane, direction, reason}`.
     pub fn record(&self, lane: Lane) {
         if self.changed() {
             info!(%lane, from = self.previous, to = self.desired, reason = %self.reason, "scaling");
@@ -298,8 +307,8 @@ impl Decision {
         metrics::counter!(
             "surge_scaling_decisions_total",
             "lane" => lane.as_str(),
+            "direction" => self.direction(),
             "reason" => self.reason.kind(),
-            "changed" => if self.changed() { "true" } else { "false" },
         )
         .increment(1);
     }
@@ -1109,6 +1118,25 @@ mod tests {
     fn decisions_can_be_recorded_without_a_recorder() {
         let mut policy = ScalingPolicy::new(config());
         policy.decide(secs(0.0), &waiting(600, 1.0)).record(Lane::Small);
+    }
+
+    #[test]
+    fn decisions_are_exported_with_direction_and_reason() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let mut policy = ScalingPolicy::new(config());
+        metrics::with_local_recorder(&recorder, || {
+            policy.decide(secs(0.0), &waiting(600, 1.0)).record(Lane::Small);
+            policy.decide(secs(1.0), &waiting(600, 1.0)).record(Lane::Small);
+        });
+        let text = handle.render();
+        for line in [
+            r#"surge_scaling_decisions_total{lane="small",direction="up",reason="demand"} 1"#,
+            r#"surge_scaling_decisions_total{lane="small",direction="hold",reason="demand"} 1"#,
+            r#"surge_scaling_desired_workers{lane="small"} 10"#,
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 
     #[test]
