@@ -472,15 +472,12 @@ async fn work(context: &Context, job: &Job) -> Result<Option<String>, WorkError>
     };
     let chart = tenant_chart(context, job).await?;
     let proposal = extract_on_pool(context, bytes, job.document_type, chart).await?;
-    let json = serde_json::to_value(&proposal).map_err(|e| {
-        WorkError::Document(JobError { code: "internal_error".into(), message: format!("unencodable result: {e}") })
-    })?;
-    store_result(context, job, &json).await.map(Some)
+    store_result(context, job, &proposal).await.map(Some)
 }
 
 /// Stores a job's result under its key; returns the key. Same job, same key, same content: a
 /// second run overwrites with an identical object.
-async fn store_result(context: &Context, job: &Job, result: &serde_json::Value) -> Result<String, WorkError> {
+async fn store_result(context: &Context, job: &Job, result: &impl serde::Serialize) -> Result<String, WorkError> {
     let json = serde_json::to_vec_pretty(result).map_err(|e| {
         WorkError::Document(JobError { code: "internal_error".into(), message: format!("unencodable result: {e}") })
     })?;
