@@ -475,6 +475,13 @@ def check_iam(checks, region, name, role, resources, buckets):
         "worker role: sends to dead-letter and replication only",
         json.dumps(sorted(sends)),
     )
+    protect = worker["ProtectOwnTask"]
+    checks.check(
+        set(_list(protect["Action"])) == {"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
+        and _list(protect["Resource"]) == [f"arn:aws:ecs:{region.name}:{account}:task/{name}/*"],
+        "worker role: protects tasks of this cluster only",
+        json.dumps(protect),
+    )
     everything = [r for s in worker.values() for r in _list(s["Resource"])]
     checks.check(
         not any(r.endswith(":::" + b + "/*") for r in everything for b in buckets.values()),

@@ -217,6 +217,9 @@ pub struct WorkerConfig {
     /// What a job does: `extract` (the booking proposal), or `sleep:200ms`, a synthetic job of a
     /// fixed duration for benchmarks and scaling tests.
     pub processor: Processor,
+    /// On ECS (`ECS_AGENT_URI` set), a worker holding jobs protects its task from scale-in and
+    /// deployments, for at most this many minutes per busy spell; 0 turns protection off.
+    pub scale_in_protection_minutes: u32,
 }
 
 /// What a worker does with a job.
@@ -353,6 +356,7 @@ impl Default for WorkerConfig {
             drain_timeout_secs: 30,
             debug_delay_ms: 0,
             processor: Processor::Extract,
+            scale_in_protection_minutes: 60,
         }
     }
 }

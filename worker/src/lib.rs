@@ -7,6 +7,7 @@ pub mod eval;
 pub mod extract;
 mod ocr;
 mod pdf;
+pub mod protection;
 pub mod run;
 mod sandbox;
 mod scan;

@@ -13,6 +13,7 @@ use shared::telemetry::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use worker::booking::Chart;
 use worker::extract::{ExtractOptions, Limits};
+use worker::protection::ProtectionSettings;
 use worker::run::WorkerOptions;
 
 #[derive(Parser)]
@@ -168,10 +169,14 @@ fn main() -> anyhow::Result<()> {
                     fenced.cancelled().await;
                     stop.cancel();
                 });
+                let protection = std::env::var(worker::protection::AGENT_URI_VAR)
+                    .ok()
+                    .and_then(|uri| ProtectionSettings::new(uri, config.worker.scale_in_protection_minutes));
                 let options = WorkerOptions {
                     lanes,
                     chart: Chart::default(),
                     debug_delay: Duration::from_millis(debug_delay_ms.max(config.worker.debug_delay_ms)),
+                    protection,
                 };
                 worker::run::run(backends, config.worker.clone(), options, shutdown).await?;
                 Ok(())

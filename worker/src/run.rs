@@ -15,7 +15,7 @@ use shared::backend::Backends;
 use shared::config::{Processor, WorkerConfig};
 use shared::domain::{DocumentType, Job, JobError, JobId, JobMessage, Lane, Lease, TransitionError};
 use shared::ports::{CompletedJob, InFlightJob, Queue, ReceivedMessage, StoreError, WorkerBeat};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::booking::Chart;
 use crate::extract::{self, ExtractError};
+use crate::protection::{ProtectionSettings, TaskProtection};
 
 /// What this worker process does, beyond the shared config.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct WorkerOptions {
     pub chart: Chart,
     /// Extra time spent on every job, for demonstrating and testing crash recovery.
     pub debug_delay: Duration,
+    /// ECS task scale-in protection while jobs are held (`None`: not an ECS task, or off).
+    pub protection: Option<ProtectionSettings>,
 }
 
 /// Why the worker stopped abnormally.
@@ -99,6 +102,13 @@ pub async fn run(
     let draining = CancellationToken::new();
     let beats =
         tokio::spawn(heartbeats(Arc::clone(&context), worker_id, started_at, shutdown.clone(), draining.clone()));
+    // Jobs held (received and not yet finished), for the task's scale-in protection.
+    let (held, held_changes) = watch::channel(0usize);
+    let held = Arc::new(held);
+    let protection = context.options.protection.clone().map(|settings| {
+        info!(agent = %settings.agent_uri, "ECS task scale-in protection on while jobs are held");
+        tokio::spawn(TaskProtection::new(settings).keep(held_changes, shutdown.child_token()))
+    });
     let tracker = TaskTracker::new();
     // Cancelled when the drain timeout passes: in-flight jobs then hand their message back.
     let hand_back = CancellationToken::new();
@@ -125,8 +135,11 @@ pub async fn run(
         for ((lane, message), permit) in received.into_iter().zip(permits) {
             let context = Arc::clone(&context);
             let hand_back = hand_back.clone();
+            let held = Arc::clone(&held);
+            held.send_modify(|n| *n += 1);
             tracker.spawn(async move {
                 handle(&context, lane, message, hand_back).await;
+                held.send_modify(|n| *n -= 1);
                 drop::<OwnedSemaphorePermit>(permit);
             });
         }
@@ -143,6 +156,9 @@ pub async fn run(
         tracker.wait().await;
     }
     beats.abort();
+    if let Some(protection) = protection {
+        protection.abort();
+    }
     if let Err(err) = context.backends.workers.remove(worker_id).await {
         warn!(error = %err, "could not deregister; the dispatcher will notice the silence");
     }
@@ -659,7 +675,12 @@ mod tests {
 
     async fn run_until_settled(backends: &Backends, id: shared::domain::JobId) -> Job {
         let shutdown = CancellationToken::new();
-        let options = WorkerOptions { lanes: vec![Lane::Small], chart: Chart::default(), debug_delay: Duration::ZERO };
+        let options = WorkerOptions {
+            lanes: vec![Lane::Small],
+            chart: Chart::default(),
+            debug_delay: Duration::ZERO,
+            protection: None,
+        };
         // A short lease, so a duplicate delivery deferred behind a live lease comes back soon.
         let config = WorkerConfig { drain_timeout_secs: 1, visibility_timeout_secs: 2, ..WorkerConfig::default() };
         let worker = tokio::spawn(run(backends.clone(), config, options, shutdown.clone()));
@@ -734,5 +755,66 @@ mod tests {
         let done = run_until_settled(&backends, job.id).await;
         assert_eq!(done.status, JobStatus::Failed);
         assert_eq!(done.last_error.unwrap().code, "document_missing");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_worker_protects_its_ecs_task_and_releases_it_when_idle() {
+        use crate::protection::tests::{Agent, serve_agent};
+
+        let agent = Arc::new(Agent::default());
+        let mut protection = ProtectionSettings::new(serve_agent(Arc::clone(&agent)).await, 60).unwrap();
+        protection.release_after = Duration::from_millis(300);
+        let dir = tempfile::tempdir().unwrap();
+        let backends = Backends::open_embedded(dir.path(), 3).unwrap();
+        let new = NewJob {
+            id: JobId::new(),
+            tenant: "acme".parse().unwrap(),
+            idempotency_key: None,
+            blob_key: "documents/acme/synthetic".into(),
+            document_type: DocumentType::Xml,
+            size: 1,
+            sha256: String::new(),
+            page_estimate: 1,
+        };
+        let job = Job::new(new, Utc::now());
+        backends.jobs.create(job.clone()).await.unwrap();
+        let body = Bytes::from(serde_json::to_vec(&JobMessage::for_job(&job)).unwrap());
+        backends.small_lane.send_batch(vec![body], Duration::ZERO).await.unwrap();
+
+        let config =
+            WorkerConfig { processor: Processor::Sleep(Duration::from_millis(800)), ..WorkerConfig::default() };
+        let options = WorkerOptions {
+            lanes: vec![Lane::Small],
+            chart: Chart::default(),
+            debug_delay: Duration::ZERO,
+            protection: Some(protection),
+        };
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(run(backends.clone(), config, options, shutdown.clone()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let finished = loop {
+            if backends.jobs.get(job.id).await.unwrap().unwrap().status == JobStatus::Succeeded {
+                break Instant::now();
+            }
+            assert!(Instant::now() < deadline, "the job did not finish");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        while agent.calls.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        worker.await.unwrap().unwrap();
+        let calls = agent.calls.lock().unwrap().clone();
+        let times = agent.times.lock().unwrap().clone();
+        assert_eq!(
+            calls,
+            vec![
+                serde_json::json!({"ProtectionEnabled": true, "ExpiresInMinutes": 60}),
+                serde_json::json!({"ProtectionEnabled": false}),
+            ],
+            "protected once while busy, released once idle"
+        );
+        assert!(times[0] < finished, "protected while the job ran");
+        assert!(times[1] >= finished, "released after it");
     }
 }

@@ -3,7 +3,8 @@
 //! ECS picks the tasks it stops on scale-in and sends them SIGTERM; a worker drains on SIGTERM
 //! (finishes or hands back its jobs), so the service's `stopTimeout` should be at least the
 //! worker's `drain_timeout_secs`. ECS cannot be told which task to stop, so the idle workers the
-//! dispatcher names are only logged.
+//! dispatcher names are only logged; instead a worker holding jobs protects its own task from
+//! scale-in (`worker::protection`), and ECS picks among the unprotected, idle ones.
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region};
