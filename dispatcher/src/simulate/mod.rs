@@ -411,4 +411,52 @@ mod tests {
         }
         assert!(table.contains("p95 wait"));
     }
+
+    /// The offline reference (`models::oracle`): the fewest scaling actions a schedule planned
+    /// with the whole trace known makes, and what it costs, for a few plans of 840 actions
+    /// (target tracking's count) and around it.
+    /// `cargo test -p dispatcher --release --lib -- --ignored --nocapture print_the_offline_reference`
+    #[test]
+    #[ignore = "prints the offline reference on the shipped trace"]
+    fn print_the_offline_reference() {
+        use super::models::oracle::{OraclePlan, ScheduleModel, plan};
+
+        let trace = shipped_trace();
+        let options = SimOptions::default();
+        let jobs = prepare_jobs(&trace, &options);
+        let settings = EngineSettings {
+            startup_delay_secs: options.startup_delay_secs,
+            visibility_timeout_secs: options.visibility_timeout_secs,
+            latency_target_secs: Lane::ALL.map(|lane| options.scaling.lane(lane).latency_target_secs as f64),
+            horizon_secs: trace.duration_secs,
+        };
+        println!("window s (small/large)  factor  steps/lane  p95 wait  worker-seconds  scalings");
+        for (small_window, large_window, factor, changes) in [
+            (60.0, 600.0, 1.0, 420),
+            (60.0, 600.0, 0.9, 420),
+            (60.0, 600.0, 0.8, 420),
+            (90.0, 900.0, 0.85, 420),
+            (60.0, 600.0, 0.8, 300),
+            (60.0, 600.0, 0.8, 600),
+        ] {
+            let lane_plan = |window_secs, min_workers| OraclePlan {
+                bin_secs: 10.0,
+                window_secs,
+                factor,
+                lead_secs: options.startup_delay_secs,
+                changes,
+                min_workers,
+            };
+            let small = plan(&jobs, Lane::Small, trace.duration_secs, &lane_plan(small_window, 1));
+            let large = plan(&jobs, Lane::Large, trace.duration_secs, &lane_plan(large_window, 0));
+            let scalers: [Box<dyn Autoscaler>; 2] =
+                [Box::new(ScheduleModel::new(small)), Box::new(ScheduleModel::new(large))];
+            let (tallies, end, reasons) = Engine::new(&jobs, settings, scalers).run();
+            let report = SimReport::new(PolicyKind::Surge, tallies, end, reasons);
+            println!(
+                "{:>10}/{:<11} {factor:>6}  {changes:>10}  {:>6.1} s  {:>14.0}  {:>8}",
+                small_window, large_window, report.wait_p95_secs, report.worker_seconds, report.scaling_actions
+            );
+        }
+    }
 }

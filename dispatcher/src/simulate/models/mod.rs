@@ -5,6 +5,8 @@
 //! into a worker count.
 
 pub(crate) mod keda;
+#[cfg(test)]
+pub(crate) mod oracle;
 pub(crate) mod surge;
 pub(crate) mod target_tracking;
 
