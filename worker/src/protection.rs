@@ -118,19 +118,17 @@ impl TaskProtection {
         let status = response.status().as_u16();
         let text = response.text().await?;
         let answer: Option<AgentAnswer> = serde_json::from_str(&text).ok();
-        match answer {
-            Some(AgentAnswer { protection: Some(protection), .. }) if (200..300).contains(&status) => {
-                Ok(protection.protection_enabled)
-            }
-            Some(AgentAnswer { failure, error, .. }) if failure.is_some() || error.is_some() => {
-                let f =
-                    failure.or(error).unwrap_or(AgentFailure { reason: None, code: None, message: None, detail: None });
-                Err(ProtectionError::Refused {
-                    status,
-                    code: f.code.or(f.reason).unwrap_or_else(|| "unknown".to_owned()),
-                    message: f.message.or(f.detail).unwrap_or_default(),
-                })
-            }
+        let (protection, failure) = match answer {
+            Some(answer) => (answer.protection, answer.failure.or(answer.error)),
+            None => (None, None),
+        };
+        match (protection, failure) {
+            (Some(protection), None) if (200..300).contains(&status) => Ok(protection.protection_enabled),
+            (_, Some(failure)) => Err(ProtectionError::Refused {
+                status,
+                code: failure.code.or(failure.reason).unwrap_or_else(|| "unknown".to_owned()),
+                message: failure.message.or(failure.detail).unwrap_or_default(),
+            }),
             _ => Err(ProtectionError::Refused {
                 status,
                 code: "unexpected_answer".to_owned(),

@@ -135,12 +135,10 @@ pub async fn run(
         for ((lane, message), permit) in received.into_iter().zip(permits) {
             let context = Arc::clone(&context);
             let hand_back = hand_back.clone();
-            let held = Arc::clone(&held);
-            held.send_modify(|n| *n += 1);
+            let held = Held::new(Arc::clone(&held));
             tracker.spawn(async move {
                 handle(&context, lane, message, hand_back).await;
-                held.send_modify(|n| *n -= 1);
-                drop::<OwnedSemaphorePermit>(permit);
+                drop::<(Held, OwnedSemaphorePermit)>((held, permit));
             });
         }
     }
@@ -164,6 +162,23 @@ pub async fn run(
     }
     info!("worker stopped");
     Ok(())
+}
+
+/// One job held, counted in the watched total while it lives (released even if the job's task
+/// unwinds).
+struct Held(Arc<watch::Sender<usize>>);
+
+impl Held {
+    fn new(count: Arc<watch::Sender<usize>>) -> Held {
+        count.send_modify(|n| *n += 1);
+        Held(count)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 /// How often a worker reports; the dispatcher writes a worker off after a few missed beats.
@@ -734,15 +749,14 @@ mod tests {
         assert_eq!(results, vec![format!("results/acme/{id}.json")]);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_missing_document_fails_the_job_with_a_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let backends = Backends::open_embedded(dir.path(), 3).unwrap();
+    /// Creates a one-page XML job of acme whose document is at `blob_key` (not written), and
+    /// queues it on the small lane.
+    async fn queue_job(backends: &Backends, blob_key: &str) -> Job {
         let new = NewJob {
             id: JobId::new(),
             tenant: "acme".parse().unwrap(),
             idempotency_key: None,
-            blob_key: "documents/acme/gone".into(),
+            blob_key: blob_key.into(),
             document_type: DocumentType::Xml,
             size: 1,
             sha256: String::new(),
@@ -752,6 +766,14 @@ mod tests {
         backends.jobs.create(job.clone()).await.unwrap();
         let body = Bytes::from(serde_json::to_vec(&JobMessage::for_job(&job)).unwrap());
         backends.small_lane.send_batch(vec![body], Duration::ZERO).await.unwrap();
+        job
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_document_fails_the_job_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let backends = Backends::open_embedded(dir.path(), 3).unwrap();
+        let job = queue_job(&backends, "documents/acme/gone").await;
         let done = run_until_settled(&backends, job.id).await;
         assert_eq!(done.status, JobStatus::Failed);
         assert_eq!(done.last_error.unwrap().code, "document_missing");
@@ -766,20 +788,7 @@ mod tests {
         protection.release_after = Duration::from_millis(300);
         let dir = tempfile::tempdir().unwrap();
         let backends = Backends::open_embedded(dir.path(), 3).unwrap();
-        let new = NewJob {
-            id: JobId::new(),
-            tenant: "acme".parse().unwrap(),
-            idempotency_key: None,
-            blob_key: "documents/acme/synthetic".into(),
-            document_type: DocumentType::Xml,
-            size: 1,
-            sha256: String::new(),
-            page_estimate: 1,
-        };
-        let job = Job::new(new, Utc::now());
-        backends.jobs.create(job.clone()).await.unwrap();
-        let body = Bytes::from(serde_json::to_vec(&JobMessage::for_job(&job)).unwrap());
-        backends.small_lane.send_batch(vec![body], Duration::ZERO).await.unwrap();
+        let job = queue_job(&backends, "documents/acme/synthetic").await;
 
         let config =
             WorkerConfig { processor: Processor::Sleep(Duration::from_millis(800)), ..WorkerConfig::default() };

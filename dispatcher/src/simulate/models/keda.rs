@@ -180,20 +180,7 @@ mod tests {
     use super::*;
 
     fn view(now: f64, messages: u64) -> LaneView<'static> {
-        LaneView {
-            now,
-            visible_jobs: messages,
-            visible_units: messages as f64,
-            in_flight_jobs: 0,
-            in_flight_units: 0.0,
-            oldest_wait: 0.0,
-            arrived_jobs: 0,
-            arrived_units: 0.0,
-            completions: &[],
-            starting: 0,
-            idle: 0,
-            busy: 0,
-        }
+        LaneView::waiting(now, messages)
     }
 
     #[test]

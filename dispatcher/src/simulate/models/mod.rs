@@ -41,6 +41,27 @@ pub(crate) struct LaneView<'a> {
     pub(crate) busy: usize,
 }
 
+#[cfg(test)]
+impl LaneView<'static> {
+    /// A lane at `now` with `visible` jobs of one unit waiting and nothing else, for tests.
+    pub(crate) fn waiting(now: f64, visible: u64) -> LaneView<'static> {
+        LaneView {
+            now,
+            visible_jobs: visible,
+            visible_units: visible as f64,
+            in_flight_jobs: 0,
+            in_flight_units: 0.0,
+            oldest_wait: 0.0,
+            arrived_jobs: 0,
+            arrived_units: 0.0,
+            completions: &[],
+            starting: 0,
+            idle: 0,
+            busy: 0,
+        }
+    }
+}
+
 /// One lane's autoscaler, as the engine drives it.
 pub(crate) trait Autoscaler {
     /// Seconds between two evaluations.

@@ -132,20 +132,6 @@ mod tests {
         assert_eq!(three.len(), 3, "{three:?}");
         assert_eq!(three[1].1, 2, "merging keeps the higher level: {three:?}");
         let mut model = ScheduleModel::new(full);
-        let view = |now| LaneView {
-            now,
-            visible_jobs: 0,
-            visible_units: 0.0,
-            in_flight_jobs: 0,
-            in_flight_units: 0.0,
-            oldest_wait: 0.0,
-            arrived_jobs: 0,
-            arrived_units: 0.0,
-            completions: &[],
-            starting: 0,
-            idle: 0,
-            busy: 0,
-        };
-        assert_eq!([0.0, 85.0, 200.0, 490.0, 999.0].map(|t| model.evaluate(&view(t))), [0, 2, 0, 2, 0]);
+        assert_eq!([0.0, 85.0, 200.0, 490.0, 999.0].map(|t| model.evaluate(&LaneView::waiting(t, 0))), [0, 2, 0, 2, 0]);
     }
 }

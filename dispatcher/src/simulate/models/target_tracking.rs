@@ -117,20 +117,7 @@ mod tests {
     use super::*;
 
     fn view(now: f64, visible: u64, in_service: usize) -> LaneView<'static> {
-        LaneView {
-            now,
-            visible_jobs: visible,
-            visible_units: visible as f64,
-            in_flight_jobs: 0,
-            in_flight_units: 0.0,
-            oldest_wait: 0.0,
-            arrived_jobs: 0,
-            arrived_units: 0.0,
-            completions: &[],
-            starting: 0,
-            idle: 0,
-            busy: in_service,
-        }
+        LaneView { busy: in_service, ..LaneView::waiting(now, visible) }
     }
 
     #[test]
