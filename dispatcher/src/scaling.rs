@@ -11,16 +11,19 @@
 //! - **Load.** Arrivals bring `rate × cost` seconds of work per second: that many workers are
 //!   busy in the steady state. The policy staffs that load with Erlang C (M/M/n): the fewest
 //!   workers with which at most `1 - target_quantile` of the jobs wait longer than the latency
-//!   target. The rate is averaged over at least the last [`ARRIVALS_AVERAGED`] arrivals, and
-//!   arrivals beyond what a Poisson stream plausibly brings count as a burst, not as rate: a
-//!   burst already waits in the backlog and must not be provisioned twice.
+//!   target. The rate is averaged over at least the last [`ARRIVALS_AVERAGED`] arrivals.
+//! - **A burst is backlog, not rate.** Arrivals beyond what a Poisson stream plausibly brings
+//!   start a burst; while it lasts (and [`BURST_HANGOVER_SECS`] after), the rate counts arrivals
+//!   only at its pre-burst level. A burst already waits in the backlog, where the drain sees it;
+//!   counted as rate too, it would be provisioned twice, and after it the level would come down
+//!   in a staircase as the average decays, one scaling action per step.
 //! - **Backlog.** Waiting work that the workers up now cannot absorb before new ones are up is
-//!   drained within the *drain budget*: what the latency target leaves after a start-up, but at
-//!   least [`MIN_DRAIN_STARTUPS`] start-ups (a worker started for less work costs more than it
-//!   saves).
-//! - **Up at once**, when the workers cannot meet the target (even the low end of the rate
-//!   estimate needs more, or the backlog alone would wait longer than the target). At most
-//!   `max_scale_up_step` at a time, if set.
+//!   drained within `backlog_drain_secs`, well inside the latency target, so one step covers a
+//!   burst that is still arriving instead of chasing it.
+//! - **Up at once**, when the workers cannot meet the target: the backlog alone would wait
+//!   longer than the target, or the low end of the rate estimate needs more workers and a job
+//!   has waited `scale_up_min_wait_secs` (noise in the rate estimate then starts no workers
+//!   while nothing waits). At most `max_scale_up_step` at a time, if set.
 //! - **Down slowly, in one step.** The policy keeps the highest level the arrivals needed in the
 //!   stabilisation window (the high end of the rate estimate), like the Kubernetes HPA, and
 //!   scales down to it only once the surplus since the last change (idle workers above that
@@ -33,7 +36,7 @@
 //!   is gone), a scale-down after a burst goes straight back to what the arrivals need, and a
 //!   scale-up counts the workers still up ([`LaneObservation::ready_workers`]), not the target.
 //! - **Scale to zero** (optional): after `idle_before_zero_secs` without any job; back from zero
-//!   once `activation_backlog_jobs` wait, or one has waited half the latency target.
+//!   once `activation_backlog_jobs` wait, or one has waited `activation_wait_secs`.
 //!
 //! [`Decision::record`] logs a decision and exports it as metrics, with its reason.
 
@@ -48,9 +51,6 @@ use tracing::{debug, info};
 /// Bytes of a document that count as one unit of work (one page).
 pub const BYTES_PER_WORK_UNIT: f64 = 1_048_576.0;
 
-/// A new worker should have at least this many start-up delays' worth of backlog to work on.
-pub const MIN_DRAIN_STARTUPS: f64 = 3.0;
-
 /// Arrivals the rate average spans at least (sparse large documents would otherwise make the
 /// estimate jump with every arrival).
 pub const ARRIVALS_AVERAGED: f64 = 20.0;
@@ -61,6 +61,11 @@ const MAX_RATE_WINDOW_SECS: f64 = 1800.0;
 const BURST_HORIZON_SECS: f64 = 30.0;
 /// Time constant of the burst rate, in seconds.
 const BURST_WINDOW_SECS: f64 = 10.0;
+/// A burst counts as going on for this long after the last arrivals beyond the plausible (the
+/// arrivals of a batch upload come in clumps).
+pub const BURST_HANGOVER_SECS: f64 = 30.0;
+/// A burst that goes on for longer than this is a new level of arrivals: the rate follows it.
+pub const BURST_MAX_SECS: f64 = 300.0;
 
 /// The work a document represents, in units: its pages (at least one) plus its size in MiB.
 /// Extraction cost grows with pages (text, OCR) and with bytes (parsing); a message count sees
@@ -99,9 +104,11 @@ pub struct LaneScalingConfig {
     pub scale_to_zero: bool,
     /// How long a lane must be idle (no job waiting, running or arriving) before it scales to zero.
     pub idle_before_zero_secs: u64,
-    /// Waiting jobs that wake a lane at zero workers. A job that waited half the latency target
-    /// wakes it too, so a lone job is never stranded.
+    /// Waiting jobs that wake a lane at zero workers.
     pub activation_backlog_jobs: usize,
+    /// A job that waited this long wakes a lane at zero workers too, so a lone job is never
+    /// stranded. Keep it below the latency target by at least a start-up and a job.
+    pub activation_wait_secs: u64,
     /// Weight of a new completion in the moving averages of the cost (0 < w ≤ 1).
     pub cost_ewma_weight: f64,
     /// Seconds per unit of work assumed until the first completions are seen.
@@ -110,6 +117,13 @@ pub struct LaneScalingConfig {
     pub arrival_window_secs: u64,
     /// Expected time from asking for a worker to its first job.
     pub startup_delay_secs: u64,
+    /// Waiting work the workers up cannot absorb is drained within this many seconds once new
+    /// workers are up. Well inside the latency target, so one scale-up covers a burst that is
+    /// still arriving; shorter costs start-ups, longer costs scaling actions.
+    pub backlog_drain_secs: u64,
+    /// A higher arrival rate alone scales up only once the oldest waiting job has waited this
+    /// long (0: at once). A backlog that would miss the target scales up at once regardless.
+    pub scale_up_min_wait_secs: u64,
     /// At most this many workers added in one decision; `None`: no limit.
     pub max_scale_up_step: Option<usize>,
 }
@@ -122,7 +136,11 @@ impl Default for ScalingConfig {
                 min_workers: 0,
                 latency_target_secs: 900,
                 scale_to_zero: true,
-                activation_backlog_jobs: 3,
+                idle_before_zero_secs: 120,
+                activation_backlog_jobs: 6,
+                activation_wait_secs: 675,
+                backlog_drain_secs: 350,
+                scale_up_min_wait_secs: 0,
                 ..LaneScalingConfig::default()
             },
         }
@@ -137,14 +155,17 @@ impl Default for LaneScalingConfig {
             latency_target_secs: 90,
             target_quantile: 0.8,
             scale_down_stabilisation_secs: 30,
-            scale_down_min_saving_worker_secs: 100,
+            scale_down_min_saving_worker_secs: 300,
             scale_to_zero: false,
             idle_before_zero_secs: 60,
             activation_backlog_jobs: 1,
+            activation_wait_secs: 45,
             cost_ewma_weight: 0.05,
             initial_cost_secs_per_unit: 5.0,
             arrival_window_secs: 60,
             startup_delay_secs: 20,
+            backlog_drain_secs: 50,
+            scale_up_min_wait_secs: 30,
             max_scale_up_step: None,
         }
     }
@@ -214,17 +235,13 @@ impl LaneScalingConfig {
         if self.arrival_window_secs == 0 {
             return Err(("arrival_window_secs", "must be greater than zero"));
         }
+        if self.backlog_drain_secs == 0 || self.backlog_drain_secs > self.latency_target_secs {
+            return Err(("backlog_drain_secs", "must be greater than zero and at most latency_target_secs"));
+        }
         if self.max_scale_up_step == Some(0) {
             return Err(("max_scale_up_step", "must be greater than zero (or absent for no limit)"));
         }
         Ok(())
-    }
-
-    /// Seconds within which a backlog should be drained once new workers are up.
-    fn drain_budget_secs(&self) -> f64 {
-        let target = self.latency_target_secs as f64;
-        let startup = self.startup_delay_secs as f64;
-        (target - startup).max(MIN_DRAIN_STARTUPS * startup).max(1.0)
     }
 
     /// Workers below which the lane does not go while active.
@@ -464,11 +481,13 @@ impl CostModel {
 ///   [`ARRIVALS_AVERAGED`] arrivals.
 /// - A burst is work that already waits in the backlog, where the policy sees it; counted in
 ///   the rate as well, it would be provisioned twice (and kept for a whole time constant). So
-///   the rate counts only as many jobs as a Poisson stream at the current rate plausibly brings
-///   (mean + 4 standard deviations + 2) within the observation and within
-///   [`BURST_HORIZON_SECS`] (a token bucket); the rest
-///   is the *burst rate*, averaged over [`BURST_WINDOW_SECS`]: work that may keep coming while
-///   new workers start.
+///   a burst starts when more jobs come than a Poisson stream at the current rate plausibly
+///   brings (mean + 4 standard deviations + 2) within the observation or within
+///   [`BURST_HORIZON_SECS`] (a token bucket). While it lasts, and [`BURST_HANGOVER_SECS`] after,
+///   the rate counts jobs only at the rate it had when the burst started, up to
+///   [`BURST_MAX_SECS`]: a burst that goes on longer is a new level. The rest is the
+///   *burst rate*, averaged over [`BURST_WINDOW_SECS`]: work that may keep coming while new
+///   workers start.
 #[derive(Debug, Clone)]
 struct RateEstimate {
     min_window_secs: f64,
@@ -484,6 +503,14 @@ struct RateEstimate {
     /// How long the current burst has lasted: since the first of consecutive observations with
     /// burst arrivals (`None`: no burst).
     burst_secs: Option<f64>,
+    /// Jobs per second when the current burst started: the most the rate counts while it lasts.
+    pre_burst_jobs_per_sec: f64,
+    /// Seconds since the last observation with more jobs than plausible.
+    since_excess_secs: f64,
+    /// How long the rate has held its pre-burst level (`None`: not holding).
+    held_secs: Option<f64>,
+    /// Jobs the rate has counted so far.
+    counted_jobs: f64,
 }
 
 impl RateEstimate {
@@ -497,6 +524,10 @@ impl RateEstimate {
             allowance_jobs: 0.0,
             burst_units_per_sec: 0.0,
             burst_secs: None,
+            pre_burst_jobs_per_sec: 0.0,
+            since_excess_secs: f64::INFINITY,
+            held_secs: None,
+            counted_jobs: 0.0,
         }
     }
 
@@ -507,7 +538,12 @@ impl RateEstimate {
         if elapsed_secs <= 0.0 {
             return;
         }
-        let jobs_per_sec = self.jobs_per_sec();
+        // Through a burst the rate holds the level it had when the burst started, for at most
+        // BURST_MAX_SECS (a burst that lasts longer is a new level, and the rate follows it).
+        if !self.holding() {
+            self.pre_burst_jobs_per_sec = self.jobs_per_sec();
+        }
+        let jobs_per_sec = self.pre_burst_jobs_per_sec;
         let plausible = |secs: f64| {
             let mean = jobs_per_sec * secs;
             mean + 4.0 * mean.sqrt() + 2.0
@@ -515,8 +551,20 @@ impl RateEstimate {
         let horizon_jobs = plausible(BURST_HORIZON_SECS);
         self.allowance_jobs =
             (self.allowance_jobs + horizon_jobs * elapsed_secs / BURST_HORIZON_SECS).min(horizon_jobs);
-        let counted_jobs = (jobs as f64).min(self.allowance_jobs).min(plausible(elapsed_secs));
-        self.allowance_jobs -= counted_jobs;
+        let plausible_jobs = (jobs as f64).min(self.allowance_jobs).min(plausible(elapsed_secs));
+        self.allowance_jobs -= plausible_jobs;
+        self.since_excess_secs =
+            if (jobs as f64) > plausible_jobs { 0.0 } else { self.since_excess_secs + elapsed_secs };
+        // A cold estimate (fewer than ARRIVALS_AVERAGED jobs counted) has no level to hold.
+        let warm = self.counted_jobs >= ARRIVALS_AVERAGED;
+        self.held_secs = match self.held_secs {
+            _ if !warm || self.since_excess_secs > BURST_HANGOVER_SECS => None,
+            None => Some(0.0),
+            Some(held) => Some(held + elapsed_secs),
+        };
+        let counted_jobs =
+            if self.holding() { plausible_jobs.min(jobs_per_sec * elapsed_secs) } else { plausible_jobs };
+        self.counted_jobs += counted_jobs;
         let counted_units = if jobs > 0 { units * counted_jobs / jobs as f64 } else { 0.0 };
 
         self.window_secs =
@@ -531,6 +579,11 @@ impl RateEstimate {
             None => Some(0.0),
             Some(lasted) => Some(lasted + elapsed_secs),
         };
+    }
+
+    /// Whether the rate holds its pre-burst level.
+    fn holding(&self) -> bool {
+        self.held_secs.is_some_and(|held| held <= BURST_MAX_SECS)
     }
 
     /// Burst work units still expected within `horizon_secs`: a burst that has lasted `d`
@@ -585,8 +638,9 @@ impl WindowMax {
 /// What one observation asks for, before bounds and stabilisation.
 #[derive(Debug, Clone, Copy)]
 struct Demand {
-    /// Fewer workers miss the target: the low end of the rate estimate needs more, or the
-    /// backlog alone would wait longer than the target. Triggers a scale-up.
+    /// Fewer workers miss the target: the backlog alone would wait longer than the target, or
+    /// the low end of the rate estimate needs more (once a job has waited
+    /// `scale_up_min_wait_secs`). Triggers a scale-up.
     needed: usize,
     /// Workers for the arrivals, with spare: what a scale-up goes to.
     load: usize,
@@ -693,7 +747,7 @@ impl ScalingPolicy {
     fn decide_with_zero(&mut self, now: f64, observation: &LaneObservation) -> (usize, Reason) {
         if self.current == 0 {
             let waiting = observation.visible_jobs;
-            let overdue = observation.oldest_wait.as_secs_f64() * 2.0 >= self.config.latency_target_secs as f64;
+            let overdue = observation.oldest_wait.as_secs() >= self.config.activation_wait_secs;
             if waiting == 0 {
                 return (0, Reason::IdleAtZero);
             }
@@ -806,11 +860,14 @@ impl ScalingPolicy {
         let burst_work_secs = self.arrivals.burst_units_within(startup) * cost;
         let spare_now = (observation.ready_workers as f64 - arrival_work_per_sec).max(0.0);
         let left_after_startup = (backlog_work_secs + burst_work_secs - spare_now * startup).max(0.0);
+        // Noise in the rate estimate must not start workers while nothing waits.
+        let rate_shows = observation.oldest_wait.as_secs() >= config.scale_up_min_wait_secs;
+        let needed_by_rate = if rate_shows { staffing(rate - error) } else { 0 };
         Demand {
-            needed: staffing(rate - error).max(workers(backlog_work_secs / target)),
+            needed: needed_by_rate.max(workers(backlog_work_secs / target)),
             load: staffing(rate),
             load_high: staffing(rate + error),
-            drain: workers(arrival_work_per_sec + left_after_startup / config.drain_budget_secs()),
+            drain: workers(arrival_work_per_sec + left_after_startup / config.backlog_drain_secs as f64),
             backlog_work_secs,
             arrival_work_per_sec,
         }
@@ -855,14 +912,19 @@ mod tests {
         Duration::from_secs_f64(s)
     }
 
-    /// A lane with a 60 s target and a 20 s start-up: backlogs drain within 60 s.
+    /// A lane with a 60 s target and a 20 s start-up: backlogs drain within 60 s, a higher rate
+    /// scales up at once.
     fn config() -> LaneScalingConfig {
         LaneScalingConfig {
             min_workers: 1,
             max_workers: 50,
             latency_target_secs: 60,
             scale_down_stabilisation_secs: 120,
+            scale_down_min_saving_worker_secs: 100,
+            activation_wait_secs: 30,
             startup_delay_secs: 20,
+            backlog_drain_secs: 60,
+            scale_up_min_wait_secs: 0,
             initial_cost_secs_per_unit: 1.0,
             ..LaneScalingConfig::default()
         }

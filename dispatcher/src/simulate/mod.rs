@@ -351,6 +351,7 @@ mod tests {
             ..SimOptions::default()
         };
         options.scaling.small.latency_target_secs = 30;
+        options.scaling.small.backlog_drain_secs = 30;
         options.scaling.small.initial_cost_secs_per_unit = 8.0;
         let report = run(&trace, PolicyKind::Surge, &options);
         let small = &report.lanes[lane_index(Lane::Small)];
