@@ -29,7 +29,8 @@
 //!   scales down to it only once the surplus since the last change (idle workers above that
 //!   level, times the time) makes the action worth it (`scale_down_min_saving_worker_secs`):
 //!   many idle workers go soon, a single one waits, busy ones cost nothing. It never scales down
-//!   while workers are starting.
+//!   while workers are starting, nor while a lane that may scale to zero is idle (it goes to
+//!   zero soon; a step down first would be one more action).
 //! - **Scale-in never stops a busy worker.** A lower target is a promise the pool keeps by
 //!   draining: a worker above the target keeps taking jobs while any wait and leaves when it runs
 //!   out of work. So a backlog needs no hold of its own (the workers draining it stay until it
@@ -352,6 +353,8 @@ pub enum Reason {
     ScaleDown { workers: usize, window_secs: u64 },
     /// The demand fell, but workers asked for are still starting.
     StartingUp { workers: usize, starting: usize },
+    /// The demand fell, but the lane is idle and goes to zero after `idle_before_zero_secs`.
+    GoingToZero { workers: usize, idle_before_zero_secs: u64 },
     /// No job for the idle period: every worker removed.
     ScaledToZero { idle_secs: u64 },
     /// At zero, with fewer waiting jobs than the activation threshold.
@@ -374,6 +377,7 @@ impl Reason {
             Reason::SavingTooSmall { .. } => "saving_too_small",
             Reason::ScaleDown { .. } => "scale_down",
             Reason::StartingUp { .. } => "starting_up",
+            Reason::GoingToZero { .. } => "going_to_zero",
             Reason::ScaledToZero { .. } => "scaled_to_zero",
             Reason::BelowActivation { .. } => "below_activation",
             Reason::Activated { .. } => "activated",
@@ -415,6 +419,11 @@ impl fmt::Display for Reason {
             Reason::StartingUp { workers, starting } => {
                 write!(f, "holding {workers} {}: {starting} still starting", workers_noun(workers))
             }
+            Reason::GoingToZero { workers, idle_before_zero_secs } => write!(
+                f,
+                "holding {workers} idle {}: the lane goes to zero after {idle_before_zero_secs} s idle",
+                workers_noun(workers)
+            ),
             Reason::ScaledToZero { idle_secs } => write!(f, "scaled to zero after {idle_secs} s idle"),
             Reason::BelowActivation { waiting, threshold } => write!(
                 f,
@@ -794,6 +803,11 @@ impl ScalingPolicy {
         if observation.starting_workers > 0 {
             return (current, Reason::StartingUp { workers: current, starting: observation.starting_workers });
         }
+        // A lane with nothing to do goes to zero soon: a step down first would be one more action.
+        if self.config.scale_to_zero && observation.busy_workers == 0 && observation.visible_jobs == 0 {
+            let idle_before_zero_secs = self.config.idle_before_zero_secs;
+            return (current, Reason::GoingToZero { workers: current, idle_before_zero_secs });
+        }
         self.scale_down(now, current, hold)
     }
 
@@ -1059,7 +1073,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_job_wakes_the_lane_once_it_waited_half_the_target() {
+    fn a_lone_job_wakes_the_lane_once_it_waited_the_activation_wait() {
         let config = LaneScalingConfig { scale_to_zero: true, activation_backlog_jobs: 5, ..config() };
         let mut policy = ScalingPolicy::new(config);
         let mut lone = waiting(1, 1.0);
@@ -1067,6 +1081,55 @@ mod tests {
         assert_eq!(policy.decide(secs(0.0), &lone).desired, 0);
         lone.oldest_wait = secs(30.0);
         assert_eq!(policy.decide(secs(1.0), &lone).desired, 1);
+    }
+
+    #[test]
+    fn an_idle_lane_goes_to_zero_without_a_step_down_first() {
+        let config = LaneScalingConfig {
+            scale_to_zero: true,
+            idle_before_zero_secs: 60,
+            scale_down_stabilisation_secs: 30,
+            ..config()
+        };
+        let mut policy = ScalingPolicy::new(config);
+        assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, 10);
+        // The backlog is done and all ten workers idle: no 10 → 1 step before zero.
+        let decisions = run(&mut policy, 1, 60, &idle(10));
+        assert!(decisions.iter().all(|d| d.desired == 10), "{:?}", decisions.last());
+        assert_eq!(
+            decisions.last().unwrap().reason.to_string(),
+            "holding 10 idle workers: the lane goes to zero after 60 s idle"
+        );
+        let last = policy.decide(secs(60.0), &idle(10));
+        assert_eq!((last.desired, last.reason.kind()), (0, "scaled_to_zero"));
+    }
+
+    #[test]
+    fn the_backlog_drains_within_backlog_drain_secs() {
+        // 600 s of work: 10 workers drain it within 60 s, 20 within 30 s.
+        for (drain_secs, workers) in [(60, 10), (30, 20)] {
+            let mut policy = ScalingPolicy::new(LaneScalingConfig { backlog_drain_secs: drain_secs, ..config() });
+            assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, workers, "{drain_secs} s");
+        }
+        let invalid = LaneScalingConfig { backlog_drain_secs: 61, ..config() };
+        assert_eq!(invalid.validate().unwrap_err().0, "backlog_drain_secs");
+    }
+
+    #[test]
+    fn a_higher_rate_alone_scales_up_only_once_a_job_waits() {
+        let mut policy = ScalingPolicy::new(LaneScalingConfig { scale_up_min_wait_secs: 30, ..config() });
+        // Arrivals ramping up over ten minutes to 16 one-unit jobs a second at 1 s each: the
+        // rate says 16 workers, but no job waits (as if the one worker kept up).
+        let arriving = |t: u64| {
+            let jobs = (t * 16 / 600).min(16);
+            LaneObservation { arrived_jobs: jobs, arrived_units: jobs as f64, ..idle(1) }
+        };
+        for t in 0..1800 {
+            assert_eq!(policy.decide(secs(t as f64), &arriving(t)).desired, 1, "at {t} s");
+        }
+        let waited = LaneObservation { oldest_wait: secs(30.0), visible_jobs: 1, visible_units: 1.0, ..arriving(1800) };
+        let decision = policy.decide(secs(1800.0), &waited);
+        assert!(decision.desired >= 16, "{}", decision.reason);
     }
 
     #[test]
@@ -1159,6 +1222,32 @@ mod tests {
         estimate.observe(500, 500.0, 1.0);
         assert!(estimate.units_per_sec < steady * 1.5, "the rate barely moves: {}", estimate.units_per_sec);
         assert!(estimate.burst_units_per_sec > 30.0, "the burst is seen: {}", estimate.burst_units_per_sec);
+    }
+
+    #[test]
+    fn the_rate_holds_its_level_through_a_burst_and_follows_a_new_level() {
+        let steady = |estimate: &mut RateEstimate, seconds: u64, every: u64| {
+            for t in 0..seconds {
+                let jobs = u64::from(t % every == 0);
+                estimate.observe(jobs, jobs as f64, 1.0);
+            }
+        };
+        let mut estimate = RateEstimate::new(60.0);
+        steady(&mut estimate, 1800, 2);
+        // A batch upload: 300 jobs in clumps of 10 every second for 30 s, then the old stream.
+        for _ in 0..30 {
+            estimate.observe(10, 10.0, 1.0);
+        }
+        steady(&mut estimate, 120, 2);
+        let after = estimate.units_per_sec;
+        assert!((after - 0.5).abs() < 0.1, "the batch left the rate where it was: {after}");
+        // Four jobs a second from now on is no burst but a new level: the rate follows it once
+        // the burst has lasted BURST_MAX_SECS.
+        steady(&mut estimate, 1200, 1);
+        for _ in 0..900 {
+            estimate.observe(4, 4.0, 1.0);
+        }
+        assert!(estimate.units_per_sec > 3.0, "the rate follows a lasting level: {}", estimate.units_per_sec);
     }
 
     #[test]
