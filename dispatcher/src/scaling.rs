@@ -107,8 +107,8 @@ pub struct LaneScalingConfig {
     pub idle_before_zero_secs: u64,
     /// Waiting jobs that wake a lane at zero workers.
     pub activation_backlog_jobs: usize,
-    /// A job that waited this long wakes a lane at zero workers too, so a lone job is never
-    /// stranded. Keep it below the latency target by at least a start-up and a job.
+    /// A job that waited this long (at most the latency target) wakes a lane at zero workers
+    /// too, so a lone job is never stranded. Keep it below the target by a start-up and a job.
     pub activation_wait_secs: u64,
     /// Weight of a new completion in the moving averages of the cost (0 < w ≤ 1).
     pub cost_ewma_weight: f64,
@@ -118,12 +118,13 @@ pub struct LaneScalingConfig {
     pub arrival_window_secs: u64,
     /// Expected time from asking for a worker to its first job.
     pub startup_delay_secs: u64,
-    /// Waiting work the workers up cannot absorb is drained within this many seconds once new
-    /// workers are up. Well inside the latency target, so one scale-up covers a burst that is
-    /// still arriving; shorter costs start-ups, longer costs scaling actions.
+    /// Waiting work the workers up cannot absorb is drained within this many seconds (at most
+    /// the latency target) once new workers are up. Well inside the target, so one scale-up
+    /// covers a burst that is still arriving; shorter costs start-ups, longer costs actions.
     pub backlog_drain_secs: u64,
     /// A higher arrival rate alone scales up only once the oldest waiting job has waited this
-    /// long (0: at once). A backlog that would miss the target scales up at once regardless.
+    /// long (0: at once; at most the latency target). A backlog that would miss the target
+    /// scales up at once regardless.
     pub scale_up_min_wait_secs: u64,
     /// At most this many workers added in one decision; `None`: no limit.
     pub max_scale_up_step: Option<usize>,
@@ -236,13 +237,18 @@ impl LaneScalingConfig {
         if self.arrival_window_secs == 0 {
             return Err(("arrival_window_secs", "must be greater than zero"));
         }
-        if self.backlog_drain_secs == 0 || self.backlog_drain_secs > self.latency_target_secs {
-            return Err(("backlog_drain_secs", "must be greater than zero and at most latency_target_secs"));
+        if self.backlog_drain_secs == 0 {
+            return Err(("backlog_drain_secs", "must be greater than zero"));
         }
         if self.max_scale_up_step == Some(0) {
             return Err(("max_scale_up_step", "must be greater than zero (or absent for no limit)"));
         }
         Ok(())
+    }
+
+    /// `secs`, but at most the latency target (a lane with a short target does not wait longer).
+    fn within_target(&self, secs: u64) -> u64 {
+        secs.min(self.latency_target_secs)
     }
 
     /// Workers below which the lane does not go while active.
@@ -756,7 +762,8 @@ impl ScalingPolicy {
     fn decide_with_zero(&mut self, now: f64, observation: &LaneObservation) -> (usize, Reason) {
         if self.current == 0 {
             let waiting = observation.visible_jobs;
-            let overdue = observation.oldest_wait.as_secs() >= self.config.activation_wait_secs;
+            let overdue =
+                observation.oldest_wait.as_secs() >= self.config.within_target(self.config.activation_wait_secs);
             if waiting == 0 {
                 return (0, Reason::IdleAtZero);
             }
@@ -875,13 +882,15 @@ impl ScalingPolicy {
         let spare_now = (observation.ready_workers as f64 - arrival_work_per_sec).max(0.0);
         let left_after_startup = (backlog_work_secs + burst_work_secs - spare_now * startup).max(0.0);
         // Noise in the rate estimate must not start workers while nothing waits.
-        let rate_shows = observation.oldest_wait.as_secs() >= config.scale_up_min_wait_secs;
+        let rate_shows = observation.oldest_wait.as_secs() >= config.within_target(config.scale_up_min_wait_secs);
         let needed_by_rate = if rate_shows { staffing(rate - error) } else { 0 };
         Demand {
             needed: needed_by_rate.max(workers(backlog_work_secs / target)),
             load: staffing(rate),
             load_high: staffing(rate + error),
-            drain: workers(arrival_work_per_sec + left_after_startup / config.backlog_drain_secs as f64),
+            drain: workers(
+                arrival_work_per_sec + left_after_startup / config.within_target(config.backlog_drain_secs) as f64,
+            ),
             backlog_work_secs,
             arrival_work_per_sec,
         }
@@ -1111,7 +1120,10 @@ mod tests {
             let mut policy = ScalingPolicy::new(LaneScalingConfig { backlog_drain_secs: drain_secs, ..config() });
             assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, workers, "{drain_secs} s");
         }
-        let invalid = LaneScalingConfig { backlog_drain_secs: 61, ..config() };
+        // Never beyond the latency target.
+        let mut policy = ScalingPolicy::new(LaneScalingConfig { backlog_drain_secs: 120, ..config() });
+        assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, 10);
+        let invalid = LaneScalingConfig { backlog_drain_secs: 0, ..config() };
         assert_eq!(invalid.validate().unwrap_err().0, "backlog_drain_secs");
     }
 
