@@ -811,7 +811,10 @@ impl ScalingPolicy {
             return (current, Reason::StartingUp { workers: current, starting: observation.starting_workers });
         }
         // A lane with nothing to do goes to zero soon: a step down first would be one more action.
-        if self.config.scale_to_zero && observation.busy_workers == 0 && observation.visible_jobs == 0 {
+        // A trickle of jobs can keep it from zero, so the hold lasts about one idle period.
+        let patience = (self.config.idle_before_zero_secs + self.config.scale_down_min_saving_worker_secs) as f64;
+        let idle_lane = observation.busy_workers == 0 && observation.visible_jobs == 0;
+        if self.config.scale_to_zero && idle_lane && self.surplus_worker_secs < patience * (current - hold) as f64 {
             let idle_before_zero_secs = self.config.idle_before_zero_secs;
             return (current, Reason::GoingToZero { workers: current, idle_before_zero_secs });
         }
@@ -1100,7 +1103,7 @@ mod tests {
             scale_down_stabilisation_secs: 30,
             ..config()
         };
-        let mut policy = ScalingPolicy::new(config);
+        let mut policy = ScalingPolicy::new(config.clone());
         assert_eq!(policy.decide(secs(0.0), &waiting(600, 1.0)).desired, 10);
         // The backlog is done and all ten workers idle: no 10 → 1 step before zero.
         let decisions = run(&mut policy, 1, 60, &idle(10));
@@ -1111,6 +1114,16 @@ mod tests {
         );
         let last = policy.decide(secs(60.0), &idle(10));
         assert_eq!((last.desired, last.reason.kind()), (0, "scaled_to_zero"));
+
+        // A trickle of quick jobs keeps the lane from zero: the idle workers go after about
+        // one idle period plus the saving threshold each, (60 + 100) s.
+        let mut policy = ScalingPolicy::new(config);
+        policy.decide(secs(0.0), &waiting(600, 1.0));
+        let trickle = |t: u64| LaneObservation { arrived_jobs: u64::from(t % 20 == 0), ..idle(10) };
+        let down = (1..400).map(|t| (t, policy.decide(secs(t as f64), &trickle(t)))).find(|(_, d)| d.desired < 10);
+        let (at, decision) = down.expect("the idle workers go in the end");
+        assert!((150..=250).contains(&at), "after about 160 s: {at} s, {}", decision.reason);
+        assert_eq!(decision.reason.kind(), "scale_down");
     }
 
     #[test]
