@@ -1119,7 +1119,7 @@ mod tests {
         // one idle period plus the saving threshold each, (60 + 100) s.
         let mut policy = ScalingPolicy::new(config);
         policy.decide(secs(0.0), &waiting(600, 1.0));
-        let trickle = |t: u64| LaneObservation { arrived_jobs: u64::from(t % 20 == 0), ..idle(10) };
+        let trickle = |t: u64| LaneObservation { arrived_jobs: u64::from(t.is_multiple_of(20)), ..idle(10) };
         let down = (1..400).map(|t| (t, policy.decide(secs(t as f64), &trickle(t)))).find(|(_, d)| d.desired < 10);
         let (at, decision) = down.expect("the idle workers go in the end");
         assert!((150..=250).contains(&at), "after about 160 s: {at} s, {}", decision.reason);
@@ -1253,7 +1253,7 @@ mod tests {
     fn the_rate_holds_its_level_through_a_burst_and_follows_a_new_level() {
         let steady = |estimate: &mut RateEstimate, seconds: u64, every: u64| {
             for t in 0..seconds {
-                let jobs = u64::from(t % every == 0);
+                let jobs = u64::from(t.is_multiple_of(every));
                 estimate.observe(jobs, jobs as f64, 1.0);
             }
         };
