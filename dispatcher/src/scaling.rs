@@ -62,6 +62,10 @@ const MAX_RATE_WINDOW_SECS: f64 = 1800.0;
 const BURST_HORIZON_SECS: f64 = 30.0;
 /// Time constant of the burst rate, in seconds.
 const BURST_WINDOW_SECS: f64 = 10.0;
+/// What is plausible is judged from the lowest rate of this many seconds: the first arrivals of
+/// a batch raise the average before they are recognised as a burst, and must not raise the
+/// level the rest of the batch is judged against.
+pub const BURST_BASELINE_SECS: f64 = 60.0;
 /// A burst counts as going on for this long after the last arrivals beyond the plausible (the
 /// arrivals of a batch upload come in clumps).
 pub const BURST_HANGOVER_SECS: f64 = 30.0;
@@ -166,7 +170,7 @@ impl Default for LaneScalingConfig {
             initial_cost_secs_per_unit: 5.0,
             arrival_window_secs: 60,
             startup_delay_secs: 20,
-            backlog_drain_secs: 50,
+            backlog_drain_secs: 40,
             scale_up_min_wait_secs: 30,
             max_scale_up_step: None,
         }
@@ -496,9 +500,9 @@ impl CostModel {
 ///   [`ARRIVALS_AVERAGED`] arrivals.
 /// - A burst is work that already waits in the backlog, where the policy sees it; counted in
 ///   the rate as well, it would be provisioned twice (and kept for a whole time constant). So
-///   a burst starts when more jobs come than a Poisson stream at the current rate plausibly
-///   brings (mean + 4 standard deviations + 2) within the observation or within
-///   [`BURST_HORIZON_SECS`] (a token bucket). While it lasts, and [`BURST_HANGOVER_SECS`] after,
+///   a burst starts when more jobs come than a Poisson stream at the lowest rate of the last
+///   [`BURST_BASELINE_SECS`] plausibly brings (mean + 4 standard deviations + 2) within the
+///   observation or within [`BURST_HORIZON_SECS`] (a token bucket). While it lasts, and [`BURST_HANGOVER_SECS`] after,
 ///   the rate counts jobs only at the rate it had when the burst started, up to
 ///   [`BURST_MAX_SECS`]: a burst that goes on longer is a new level. The rest is the
 ///   *burst rate*, averaged over [`BURST_WINDOW_SECS`]: work that may keep coming while new
@@ -526,6 +530,10 @@ struct RateEstimate {
     held_secs: Option<f64>,
     /// Jobs the rate has counted so far.
     counted_jobs: f64,
+    /// Seconds observed so far (the clock of `lows`).
+    clock_secs: f64,
+    /// The lowest `units_per_sec` of the last [`BURST_BASELINE_SECS`].
+    lows: Window<f64>,
 }
 
 impl RateEstimate {
@@ -543,6 +551,8 @@ impl RateEstimate {
             since_excess_secs: f64::INFINITY,
             held_secs: None,
             counted_jobs: 0.0,
+            clock_secs: 0.0,
+            lows: Window::lowest(BURST_BASELINE_SECS),
         }
     }
 
@@ -555,8 +565,10 @@ impl RateEstimate {
         }
         // Through a burst the rate holds the level it had when the burst started, for at most
         // BURST_MAX_SECS (a burst that lasts longer is a new level, and the rate follows it).
+        self.clock_secs += elapsed_secs;
+        let baseline_units_per_sec = self.lows.push(self.clock_secs, self.units_per_sec);
         if !self.holding() {
-            self.pre_burst_jobs_per_sec = self.jobs_per_sec();
+            self.pre_burst_jobs_per_sec = baseline_units_per_sec / self.units_per_job();
         }
         let jobs_per_sec = self.pre_burst_jobs_per_sec;
         let plausible = |secs: f64| {
@@ -577,8 +589,12 @@ impl RateEstimate {
             None => Some(0.0),
             Some(held) => Some(held + elapsed_secs),
         };
-        let counted_jobs =
-            if self.holding() { plausible_jobs.min(jobs_per_sec * elapsed_secs) } else { plausible_jobs };
+        // A burst that outlasted BURST_MAX_SECS is a new level: the rate counts all of it.
+        let counted_jobs = match self.held_secs {
+            Some(held) if held > BURST_MAX_SECS => jobs as f64,
+            Some(_) => plausible_jobs.min(jobs_per_sec * elapsed_secs),
+            None => plausible_jobs,
+        };
         self.counted_jobs += counted_jobs;
         let counted_units = if jobs > 0 { units * counted_jobs / jobs as f64 } else { 0.0 };
 
@@ -619,7 +635,11 @@ impl RateEstimate {
     }
 
     fn jobs_per_sec(&self) -> f64 {
-        self.units_per_sec / self.units_per_job.unwrap_or(1.0).max(1e-9)
+        self.units_per_sec / self.units_per_job()
+    }
+
+    fn units_per_job(&self) -> f64 {
+        self.units_per_job.unwrap_or(1.0).max(1e-9)
     }
 
     /// The standard error of `units_per_sec`: Poisson arrivals of random sizes averaged over the
@@ -629,17 +649,29 @@ impl RateEstimate {
     }
 }
 
-/// The highest value pushed within the last `window_secs` (a monotonic queue).
+/// The highest (or lowest) value pushed within the last `window_secs`: a monotonic queue.
 #[derive(Debug, Clone)]
-struct WindowMax {
+struct Window<T> {
     window_secs: f64,
-    /// (time, value), values strictly decreasing from the front.
-    entries: VecDeque<(f64, usize)>,
+    /// Whether it keeps the lowest value rather than the highest.
+    lowest: bool,
+    /// (time, value), the kept value at the front, each entry beating the ones behind it.
+    entries: VecDeque<(f64, T)>,
 }
 
-impl WindowMax {
-    fn push(&mut self, now: f64, value: usize) -> usize {
-        while self.entries.back().is_some_and(|&(_, v)| v <= value) {
+impl<T: PartialOrd + Copy> Window<T> {
+    fn highest(window_secs: f64) -> Window<T> {
+        Window { window_secs, lowest: false, entries: VecDeque::new() }
+    }
+
+    fn lowest(window_secs: f64) -> Window<T> {
+        Window { window_secs, lowest: true, entries: VecDeque::new() }
+    }
+
+    /// Adds `value` at `now` and answers the kept value of the window.
+    fn push(&mut self, now: f64, value: T) -> T {
+        let lowest = self.lowest;
+        while self.entries.back().is_some_and(|&(_, v)| if lowest { v >= value } else { v <= value }) {
             self.entries.pop_back();
         }
         self.entries.push_back((now, value));
@@ -647,6 +679,10 @@ impl WindowMax {
             self.entries.pop_front();
         }
         self.entries.front().map_or(value, |&(_, v)| v)
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
     }
 }
 
@@ -674,7 +710,7 @@ pub struct ScalingPolicy {
     config: LaneScalingConfig,
     cost: CostModel,
     arrivals: RateEstimate,
-    recent: WindowMax,
+    recent: Window<usize>,
     /// The previous decision's `desired`.
     current: usize,
     /// Time of the first and of the previous decision.
@@ -701,7 +737,7 @@ impl ScalingPolicy {
         ScalingPolicy {
             cost: CostModel::new(config.cost_ewma_weight, config.initial_cost_secs_per_unit),
             arrivals: RateEstimate::new(config.arrival_window_secs as f64),
-            recent: WindowMax { window_secs: config.scale_down_stabilisation_secs as f64, entries: VecDeque::new() },
+            recent: Window::highest(config.scale_down_stabilisation_secs as f64),
             current,
             started: None,
             last: None,
@@ -777,7 +813,7 @@ impl ScalingPolicy {
         }
         let idle_secs = now - self.last_activity;
         if idle_secs >= self.config.idle_before_zero_secs as f64 && observation.busy_workers == 0 {
-            self.recent.entries.clear();
+            self.recent.clear();
             return (0, Reason::ScaledToZero { idle_secs: self.config.idle_before_zero_secs });
         }
         self.decide_active(now, observation)
@@ -1273,6 +1309,27 @@ mod tests {
             estimate.observe(4, 4.0, 1.0);
         }
         assert!(estimate.units_per_sec > 3.0, "the rate follows a lasting level: {}", estimate.units_per_sec);
+    }
+
+    #[test]
+    fn a_batch_that_builds_up_does_not_raise_its_own_baseline() {
+        let mut estimate = RateEstimate::new(60.0);
+        for t in 0..1800u64 {
+            let jobs = u64::from(t.is_multiple_of(2));
+            estimate.observe(jobs, jobs as f64, 1.0);
+        }
+        // A batch that starts slowly: 1, then 2, then 3 jobs a second, 20 s each. Against the
+        // rising average its first arrivals look plausible; against the minute's lowest rate
+        // the batch is a burst, and the rate keeps (nearly) its level.
+        for t in 0..60u64 {
+            let jobs = 1 + t / 20;
+            estimate.observe(jobs, jobs as f64, 1.0);
+        }
+        for t in 0..60u64 {
+            let jobs = u64::from(t.is_multiple_of(2));
+            estimate.observe(jobs, jobs as f64, 1.0);
+        }
+        assert!(estimate.units_per_sec < 0.75, "the batch barely moved the rate: {}", estimate.units_per_sec);
     }
 
     #[test]
