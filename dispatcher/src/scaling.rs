@@ -13,10 +13,11 @@
 //!   workers with which at most `1 - target_quantile` of the jobs wait longer than the latency
 //!   target. The rate is averaged over at least the last [`ARRIVALS_AVERAGED`] arrivals.
 //! - **A burst is backlog, not rate.** Arrivals beyond what a Poisson stream plausibly brings
-//!   start a burst; while it lasts (and [`BURST_HANGOVER_SECS`] after), the rate counts arrivals
-//!   only at its pre-burst level. A burst already waits in the backlog, where the drain sees it;
-//!   counted as rate too, it would be provisioned twice, and after it the level would come down
-//!   in a staircase as the average decays, one scaling action per step.
+//!   (at the lowest rate of the last minute, so a batch that builds up does not raise its own
+//!   bar) start a burst; while it lasts (and [`BURST_HANGOVER_SECS`] after), the rate counts
+//!   arrivals only at its pre-burst level. A burst already waits in the backlog, where the drain
+//!   sees it; counted as rate too, it would be provisioned twice, and after it the level would
+//!   come down in a staircase as the average decays, one scaling action per step.
 //! - **Backlog.** Waiting work that the workers up now cannot absorb before new ones are up is
 //!   drained within `backlog_drain_secs`, well inside the latency target, so one step covers a
 //!   burst that is still arriving instead of chasing it.
