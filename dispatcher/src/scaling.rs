@@ -503,11 +503,11 @@ impl CostModel {
 ///   the rate as well, it would be provisioned twice (and kept for a whole time constant). So
 ///   a burst starts when more jobs come than a Poisson stream at the lowest rate of the last
 ///   [`BURST_BASELINE_SECS`] plausibly brings (mean + 4 standard deviations + 2) within the
-///   observation or within [`BURST_HORIZON_SECS`] (a token bucket). While it lasts, and [`BURST_HANGOVER_SECS`] after,
-///   the rate counts jobs only at the rate it had when the burst started, up to
-///   [`BURST_MAX_SECS`]: a burst that goes on longer is a new level. The rest is the
-///   *burst rate*, averaged over [`BURST_WINDOW_SECS`]: work that may keep coming while new
-///   workers start.
+///   observation or within [`BURST_HORIZON_SECS`] (a token bucket). While it lasts, and
+///   [`BURST_HANGOVER_SECS`] after, the rate counts jobs only at the rate it had when the burst
+///   started, up to [`BURST_MAX_SECS`]: a burst that goes on longer is a new level, and the rate
+///   counts all of it. The rest is the *burst rate*, averaged over [`BURST_WINDOW_SECS`]: work
+///   that may keep coming while new workers start.
 #[derive(Debug, Clone)]
 struct RateEstimate {
     min_window_secs: f64,
@@ -564,10 +564,10 @@ impl RateEstimate {
         if elapsed_secs <= 0.0 {
             return;
         }
-        // Through a burst the rate holds the level it had when the burst started, for at most
-        // BURST_MAX_SECS (a burst that lasts longer is a new level, and the rate follows it).
         self.clock_secs += elapsed_secs;
         let baseline_units_per_sec = self.lows.push(self.clock_secs, self.units_per_sec);
+        // Through a burst the rate holds the level it had when the burst started, for at most
+        // BURST_MAX_SECS (a burst that lasts longer is a new level, and the rate follows it).
         if !self.holding() {
             self.pre_burst_jobs_per_sec = baseline_units_per_sec / self.units_per_job();
         }
