@@ -1,8 +1,9 @@
 //! The autoscaler loop: every second, observe each lane (waiting work from the dispatcher,
 //! workers from their heartbeats, cost of work from their completions), ask the scaling policy
-//! for a worker count and hand it to the scale target.
+//! for a worker count and hand it to the scale target. A restarted dispatcher first adopts the
+//! workers the scale target already has ([`ScalingPolicy::adopt`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use chrono::Utc;
 use shared::domain::{Lane, TenantId};
 use shared::ports::{ScaleTarget, WorkerBeat};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::board::{LaneSample, Sample, SharedBoard, quantile};
@@ -42,6 +43,7 @@ pub async fn run(
 ) {
     let started = Instant::now();
     let mut policies: BTreeMap<Lane, ScalingPolicy> = Lane::ALL.iter().map(|&l| (l, config.policy(l))).collect();
+    let mut adopted: BTreeSet<Lane> = BTreeSet::new();
     let mut previous = Previous::default();
     let mut ticks = tokio::time::interval(TICK);
     loop {
@@ -64,6 +66,10 @@ pub async fn run(
                     continue;
                 }
             };
+            if adopted.insert(lane) && pool.desired > policy.initial_workers() {
+                info!(%lane, workers = pool.desired, "adopting the workers the scale target already has");
+                policy.adopt(pool.desired);
+            }
             let lane_beats: Vec<&WorkerBeat> =
                 beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
             let lane_completions = completions.get(&lane).cloned().unwrap_or_default();

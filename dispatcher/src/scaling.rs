@@ -39,6 +39,12 @@
 //!   scale-up counts the workers still up ([`LaneObservation::ready_workers`]), not the target.
 //! - **Scale to zero** (optional): after `idle_before_zero_secs` without any job; back from zero
 //!   once `activation_backlog_jobs` wait, or one has waited `activation_wait_secs`.
+//! - **A restart keeps the workers** ([`ScalingPolicy::adopt`]): a dispatcher that restarts
+//!   under load takes over the workers it finds and keeps them for `arrival_window_secs`, then
+//!   starts its arrival rate from the work they got through (busy workers over the cost of a
+//!   unit). Learned
+//!   from arrivals alone the rate would start at zero and take many minutes to catch up, and the
+//!   restarted policy would scale the lane down to its minimum meanwhile.
 //!
 //! [`Decision::record`] logs a decision and exports it as metrics, with its reason.
 
@@ -364,6 +370,9 @@ pub enum Reason {
     ScaleDown { workers: usize, window_secs: u64 },
     /// The demand fell, but workers asked for are still starting.
     StartingUp { workers: usize, starting: usize },
+    /// The demand looks lower, but the workers found at start-up are kept while the arrival
+    /// rate is learned.
+    WarmingUp { workers: usize, window_secs: u64 },
     /// The demand fell, but the lane is idle and goes to zero after `idle_before_zero_secs`.
     GoingToZero { workers: usize, idle_before_zero_secs: u64 },
     /// No job for the idle period: every worker removed.
@@ -388,6 +397,7 @@ impl Reason {
             Reason::SavingTooSmall { .. } => "saving_too_small",
             Reason::ScaleDown { .. } => "scale_down",
             Reason::StartingUp { .. } => "starting_up",
+            Reason::WarmingUp { .. } => "warming_up",
             Reason::GoingToZero { .. } => "going_to_zero",
             Reason::ScaledToZero { .. } => "scaled_to_zero",
             Reason::BelowActivation { .. } => "below_activation",
@@ -430,6 +440,11 @@ impl fmt::Display for Reason {
             Reason::StartingUp { workers, starting } => {
                 write!(f, "holding {workers} {}: {starting} still starting", workers_noun(workers))
             }
+            Reason::WarmingUp { workers, window_secs } => write!(
+                f,
+                "holding the {workers} {} found at start-up for {window_secs} s while the arrival rate is learned",
+                workers_noun(workers)
+            ),
             Reason::GoingToZero { workers, idle_before_zero_secs } => write!(
                 f,
                 "holding {workers} idle {}: the lane goes to zero after {idle_before_zero_secs} s idle",
@@ -643,10 +658,54 @@ impl RateEstimate {
         self.units_per_job.unwrap_or(1.0).max(1e-9)
     }
 
+    /// Starts the estimate from `units_per_sec` learned elsewhere, if that is higher: a warm
+    /// estimate at that level, with no burst going on.
+    fn seed(&mut self, units_per_sec: f64) {
+        if units_per_sec.is_nan() || units_per_sec <= self.units_per_sec {
+            return;
+        }
+        self.units_per_sec = units_per_sec;
+        self.counted_jobs = self.counted_jobs.max(ARRIVALS_AVERAGED);
+        self.lows.clear();
+        self.held_secs = None;
+        self.since_excess_secs = f64::INFINITY;
+        self.pre_burst_jobs_per_sec = self.jobs_per_sec();
+    }
+
     /// The standard error of `units_per_sec`: Poisson arrivals of random sizes averaged over the
     /// time constant (variance = rate × E[units²] / 2τ).
     fn standard_error(&self) -> f64 {
         (self.jobs_per_sec() * self.squared_units_per_job / (2.0 * self.window_secs)).sqrt()
+    }
+}
+
+/// A quantity averaged over time with a time constant; until the first time constant is over,
+/// the plain average so far (a bias-corrected average).
+#[derive(Debug, Clone)]
+struct TimeAverage {
+    window_secs: f64,
+    value: f64,
+    /// The weight the average has gathered (1 once it spans many time constants).
+    weight: f64,
+}
+
+impl TimeAverage {
+    fn new(window_secs: f64) -> TimeAverage {
+        TimeAverage { window_secs, value: 0.0, weight: 0.0 }
+    }
+
+    /// `value` held for the last `elapsed_secs`.
+    fn observe(&mut self, value: f64, elapsed_secs: f64) {
+        if elapsed_secs <= 0.0 {
+            return;
+        }
+        let alpha = 1.0 - (-elapsed_secs / self.window_secs).exp();
+        self.value += alpha * (value - self.value);
+        self.weight += alpha * (1.0 - self.weight);
+    }
+
+    fn value(&self) -> f64 {
+        if self.weight > 0.0 { self.value / self.weight } else { 0.0 }
     }
 }
 
@@ -723,6 +782,10 @@ pub struct ScalingPolicy {
     elapsed_secs: f64,
     /// Worker-seconds a scale-down would have saved since the last change of workers.
     surplus_worker_secs: f64,
+    /// Busy workers, averaged over `arrival_window_secs`: the work the lane gets through.
+    busy: TimeAverage,
+    /// Adopted workers are kept while this is set (see [`ScalingPolicy::adopt`]).
+    warming_up: bool,
 }
 
 impl ScalingPolicy {
@@ -745,7 +808,21 @@ impl ScalingPolicy {
             last_activity: 0.0,
             elapsed_secs: 0.0,
             surplus_worker_secs: 0.0,
+            busy: TimeAverage::new(config.arrival_window_secs as f64),
+            warming_up: false,
             config,
+        }
+    }
+
+    /// Takes over a lane that already has `workers` (the scale target's count when the
+    /// dispatcher starts), before the first decision. More than the policy would start with are
+    /// kept for `arrival_window_secs` (scale-ups still happen); then the arrival rate starts
+    /// from the work they got through per second, if that is more than the arrivals have shown.
+    pub fn adopt(&mut self, workers: usize) {
+        let workers = workers.min(self.config.max_workers);
+        if self.started.is_none() && workers > self.current {
+            self.current = workers.max(self.config.floor());
+            self.warming_up = true;
         }
     }
 
@@ -789,7 +866,14 @@ impl ScalingPolicy {
         }
         self.elapsed_secs = self.last.map_or(0.0, |last| (now - last).max(0.0));
         self.arrivals.observe(observation.arrived_jobs, observation.arrived_units, self.elapsed_secs);
-        self.started.get_or_insert(now);
+        self.busy.observe(observation.busy_workers as f64, self.elapsed_secs);
+        let started = *self.started.get_or_insert(now);
+        if self.warming_up && now - started >= self.config.arrival_window_secs as f64 {
+            // Busy workers get through one unit per `secs_per_unit` each: in a steady state,
+            // as much work as arrives.
+            self.warming_up = false;
+            self.arrivals.seed(self.busy.value() / self.cost.secs_per_unit());
+        }
         self.last = Some(now);
         if observation.visible_jobs + observation.in_flight_jobs + observation.arrived_jobs > 0 {
             self.last_activity = now;
@@ -843,6 +927,10 @@ impl ScalingPolicy {
                 Reason::Stabilising { workers: current, would: level, window_secs }
             };
             return (current, reason);
+        }
+        if self.warming_up {
+            let window_secs = self.config.arrival_window_secs;
+            return (current, Reason::WarmingUp { workers: current, window_secs });
         }
         if observation.starting_workers > 0 {
             return (current, Reason::StartingUp { workers: current, starting: observation.starting_workers });
@@ -1331,6 +1419,59 @@ mod tests {
             estimate.observe(jobs, jobs as f64, 1.0);
         }
         assert!(estimate.units_per_sec < 0.75, "the batch barely moved the rate: {}", estimate.units_per_sec);
+    }
+
+    /// A lane in a steady state: ten one-unit jobs a second of 1 s each keep 10 of 12 workers
+    /// busy, and nothing waits.
+    fn steady_ten() -> LaneObservation {
+        LaneObservation {
+            arrived_jobs: 10,
+            arrived_units: 10.0,
+            completions: vec![Completion { duration: secs(1.0), units: 1.0 }; 10],
+            in_flight_jobs: 10,
+            in_flight_units: 10.0,
+            busy_workers: 10,
+            ..idle(12)
+        }
+    }
+
+    #[test]
+    fn a_restarted_policy_keeps_the_workers_it_finds_and_learns_the_rate_from_them() {
+        // From scratch the rate starts at zero: the policy would keep its minimum of one while
+        // ten workers are busy, and the idle ones would be drained.
+        let mut fresh = ScalingPolicy::new(config());
+        let decisions = run(&mut fresh, 0, 120, &steady_ten());
+        assert!(decisions.iter().all(|d| d.desired < 10), "{:?}", decisions.last());
+
+        let mut restarted = ScalingPolicy::new(config());
+        restarted.adopt(12);
+        assert_eq!(restarted.initial_workers(), 12);
+        let decisions = run(&mut restarted, 0, 900, &steady_ten());
+        assert_eq!(decisions[0].desired, 12);
+        assert_eq!(decisions[0].reason.kind(), "warming_up");
+        assert_eq!(
+            decisions[0].reason.to_string(),
+            "holding the 12 workers found at start-up for 60 s while the arrival rate is learned"
+        );
+        assert!(decisions.iter().all(|d| d.desired >= 10), "the busy ten stay: {:?}", decisions.last());
+        let rate = restarted.arrivals.units_per_sec;
+        assert!((rate - 10.0).abs() < 1.0, "the rate starts from the work done: {rate}");
+    }
+
+    #[test]
+    fn adopting_only_counts_before_the_first_decision_and_above_the_start() {
+        let mut policy = ScalingPolicy::new(config());
+        policy.adopt(0);
+        assert_eq!(policy.initial_workers(), 1, "never below the minimum");
+        assert_ne!(policy.decide(secs(0.0), &idle(1)).reason.kind(), "warming_up");
+        policy.adopt(12);
+        assert_eq!(policy.initial_workers(), 1, "too late: the policy has decided");
+
+        let mut policy = ScalingPolicy::new(LaneScalingConfig { scale_to_zero: true, min_workers: 0, ..config() });
+        policy.adopt(0);
+        assert_eq!(policy.initial_workers(), 0, "a lane at zero stays there");
+        policy.adopt(500);
+        assert_eq!(policy.initial_workers(), 50, "at most the maximum");
     }
 
     #[test]
