@@ -222,6 +222,12 @@ fn observe(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use shared::domain::JobId;
+    use shared::ports::{InFlightJob, PoolSize, ScaleError};
+
     use super::*;
 
     fn beat(worker_id: Uuid, lane: Lane, completed_total: u64, failed_total: u64) -> WorkerBeat {
@@ -253,5 +259,72 @@ mod tests {
         let third = finished_since(&[beat(a, Lane::Small, 10, 2)], &mut totals);
         assert_eq!(third, BTreeMap::from([(Lane::Small, (0, 0))]));
         assert!(!totals.contains_key(&b));
+    }
+
+    /// A scale target that already runs `running` small workers and records every resize.
+    struct Recording {
+        running: usize,
+        calls: Mutex<Vec<(&'static str, Lane, usize)>>,
+    }
+
+    #[async_trait]
+    impl ScaleTarget for Recording {
+        fn kind(&self) -> &'static str {
+            "recording"
+        }
+
+        async fn observe(&self, lane: Lane) -> Result<PoolSize, ScaleError> {
+            let running = if lane == Lane::Small { self.running } else { 0 };
+            Ok(PoolSize { desired: running, running, pending: 0 })
+        }
+
+        async fn set_desired(&self, lane: Lane, desired: usize, _idle: &[WorkerBeat]) -> Result<(), ScaleError> {
+            self.calls.lock().unwrap().push(("set_desired", lane, desired));
+            Ok(())
+        }
+
+        async fn retire_idle(&self, lane: Lane, desired: usize, _idle: &[WorkerBeat]) -> Result<(), ScaleError> {
+            self.calls.lock().unwrap().push(("retire_idle", lane, desired));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_autoscaler_keeps_the_workers_it_finds() {
+        // Twelve small workers, ten of them busy, and nothing waiting: what a dispatcher finds
+        // when it restarts under load. Starting from its minimum it would drain the idle two at
+        // once and the busy ten as they finish.
+        let target = Arc::new(Recording { running: 12, calls: Mutex::new(Vec::new()) });
+        let beats: Vec<WorkerBeat> = (0..12)
+            .map(|n| {
+                let mut beat = beat(Uuid::new_v4(), Lane::Small, 0, 0);
+                if n < 10 {
+                    let job = InFlightJob {
+                        job_id: JobId::new(),
+                        lane: Lane::Small,
+                        receipt: format!("r{n}"),
+                        lease_token: Uuid::new_v4(),
+                    };
+                    beat.in_flight.push(job);
+                }
+                beat
+            })
+            .collect();
+        let (_beats, alive) = tokio::sync::watch::channel(beats);
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn(run(
+            target.clone(),
+            ScalingConfig::default(),
+            LoadBoard::default(),
+            alive,
+            SharedBoard::default(),
+            shutdown.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        shutdown.cancel();
+        run.await.unwrap();
+        let calls = target.calls.lock().unwrap();
+        let small: Vec<_> = calls.iter().filter(|(_, lane, _)| *lane == Lane::Small).collect();
+        assert!(small.iter().all(|(_, _, desired)| *desired >= 12), "{small:?}");
     }
 }
