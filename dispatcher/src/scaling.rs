@@ -42,9 +42,8 @@
 //! - **A restart keeps the workers** ([`ScalingPolicy::adopt`]): a dispatcher that restarts
 //!   under load takes over the workers it finds and keeps them for `arrival_window_secs`, then
 //!   starts its arrival rate from the work they got through (busy workers over the cost of a
-//!   unit). Learned
-//!   from arrivals alone the rate would start at zero and take many minutes to catch up, and the
-//!   restarted policy would scale the lane down to its minimum meanwhile.
+//!   unit). Learned from arrivals alone the rate would start at zero and take many minutes to
+//!   catch up, and the restarted policy would scale the lane down to its minimum meanwhile.
 //!
 //! [`Decision::record`] logs a decision and exports it as metrics, with its reason.
 
