@@ -38,7 +38,8 @@
 //!   is gone), a scale-down after a burst goes straight back to what the arrivals need, and a
 //!   scale-up counts the workers still up ([`LaneObservation::ready_workers`]), not the target.
 //! - **Scale to zero** (optional): after `idle_before_zero_secs` without any job; back from zero
-//!   once `activation_backlog_jobs` wait, or one has waited `activation_wait_secs`.
+//!   once `activation_backlog_jobs` wait, or one has waited `activation_wait_secs`, with at
+//!   most one worker per waiting job.
 //! - **A restart keeps the workers** ([`ScalingPolicy::adopt`]): a dispatcher that restarts
 //!   under load takes over the workers it finds and keeps them for `arrival_window_secs`, then
 //!   starts its arrival rate from the work they got through (busy workers over the cost of a
@@ -891,8 +892,10 @@ impl ScalingPolicy {
             if waiting < threshold as u64 && !overdue {
                 return (0, Reason::BelowActivation { waiting, threshold });
             }
+            // Not more workers than jobs waiting: the rate was learned before the lane went to
+            // zero, and a burst still arriving scales up on the next decision.
             let (workers, _) = self.decide_active(now, observation);
-            let workers = workers.max(1);
+            let workers = workers.max(1).min(usize::try_from(waiting).unwrap_or(usize::MAX));
             return (workers, Reason::Activated { workers, waiting });
         }
         let idle_secs = now - self.last_activity;
@@ -1206,6 +1209,21 @@ mod tests {
         let zero = policy.decide(secs(399.0), &idle(1));
         assert_eq!(zero.desired, 0);
         assert_eq!(zero.reason.to_string(), "scaled to zero after 300 s idle");
+    }
+
+    #[test]
+    fn a_lane_wakes_with_no_more_workers_than_jobs_waiting() {
+        let config =
+            LaneScalingConfig { scale_to_zero: true, idle_before_zero_secs: 60, arrival_window_secs: 600, ..config() };
+        let mut policy = ScalingPolicy::new(config);
+        // A busy spell teaches a rate of about 8 one-unit jobs a second, then the lane is idle.
+        let busy = LaneObservation { arrived_jobs: 8, arrived_units: 8.0, ..waiting(8, 1.0) };
+        run(&mut policy, 0, 1500, &busy);
+        let zero = run(&mut policy, 1500, 1600, &idle(10));
+        assert_eq!(zero.last().unwrap().desired, 0, "{}", zero.last().unwrap().reason);
+        // Two jobs come: the stale rate would ask for several workers, two can work.
+        let woken = policy.decide(secs(1600.0), &waiting(2, 1.0));
+        assert_eq!(woken.reason.to_string(), "activating from zero: 2 waiting jobs need 2 workers");
     }
 
     #[test]
