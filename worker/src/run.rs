@@ -100,8 +100,9 @@ pub async fn run(
     let worker_id = Uuid::new_v4();
     let started_at = Utc::now();
     let draining = CancellationToken::new();
-    let beats =
-        tokio::spawn(heartbeats(Arc::clone(&context), worker_id, started_at, shutdown.clone(), draining.clone()));
+    let stop_beats = CancellationToken::new();
+    let tokens = BeatTokens { shutdown: shutdown.clone(), draining: draining.clone(), stop: stop_beats.clone() };
+    let mut beats = tokio::spawn(heartbeats(Arc::clone(&context), worker_id, started_at, tokens));
     // Jobs held (received and not yet finished), for the task's scale-in protection.
     let (held, held_changes) = watch::channel(0usize);
     let held = Arc::new(held);
@@ -153,7 +154,13 @@ pub async fn run(
         hand_back.cancel();
         tracker.wait().await;
     }
-    beats.abort();
+    // The last beat must be written before the worker deregisters: a beat still on its way
+    // would register it again, as a live worker that no longer exists.
+    stop_beats.cancel();
+    if tokio::time::timeout(LAST_BEAT_WAIT, &mut beats).await.is_err() {
+        beats.abort();
+        let _ = beats.await;
+    }
     if let Some(protection) = protection {
         protection.abort();
     }
@@ -185,20 +192,27 @@ impl Drop for Held {
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// Least time between two beats, however many jobs are claimed: bounds the registry's load.
 const MIN_BEAT_SPACING: Duration = Duration::from_millis(200);
+/// How long a stopping worker waits for a beat in flight before it deregisters anyway.
+const LAST_BEAT_WAIT: Duration = Duration::from_secs(5);
 
-/// Reports to the worker registry every [`HEARTBEAT_INTERVAL`] until aborted, and starts the
-/// drain (cancels `shutdown`) when the registry asks for it.
-async fn heartbeats(
-    context: Arc<Context>,
-    worker_id: Uuid,
-    started_at: chrono::DateTime<Utc>,
+/// What the heartbeat loop is told and tells: `shutdown` it cancels when the registry asks for
+/// a drain, `draining` it reports, `stop` ends it (between two beats, never in the middle of one).
+struct BeatTokens {
     shutdown: CancellationToken,
     draining: CancellationToken,
-) {
+    stop: CancellationToken,
+}
+
+/// Reports to the worker registry every [`HEARTBEAT_INTERVAL`] until `tokens.stop`, and starts
+/// the drain (cancels `tokens.shutdown`) when the registry asks for it.
+async fn heartbeats(context: Arc<Context>, worker_id: Uuid, started_at: chrono::DateTime<Utc>, tokens: BeatTokens) {
+    let BeatTokens { shutdown, draining, stop } = tokens;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
     let mut last_beat = tokio::time::Instant::now() - HEARTBEAT_INTERVAL;
     loop {
         tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
             () = tokio::time::sleep_until(last_beat + HEARTBEAT_INTERVAL) => {}
             () = context.beat_soon.notified() => {
                 tokio::time::sleep_until(last_beat + MIN_BEAT_SPACING).await;
