@@ -793,6 +793,58 @@ mod tests {
         assert_eq!(done.last_error.unwrap().code, "document_missing");
     }
 
+    /// A registry whose beats are written late, by a task of their own, the way the embedded
+    /// backend's writer thread or an HTTP request already sent completes after its caller went.
+    struct LateBeats(Arc<dyn shared::ports::WorkerRegistry>);
+
+    #[async_trait::async_trait]
+    impl shared::ports::WorkerRegistry for LateBeats {
+        async fn beat(&self, beat: &WorkerBeat) -> Result<shared::ports::WorkerOrders, shared::ports::RegistryError> {
+            let (registry, beat) = (Arc::clone(&self.0), beat.clone());
+            let write = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                registry.beat(&beat).await
+            });
+            write.await.expect("the write task")
+        }
+
+        async fn list(&self) -> Result<Vec<WorkerBeat>, shared::ports::RegistryError> {
+            self.0.list().await
+        }
+
+        async fn request_drain(&self, worker_id: Uuid) -> Result<(), shared::ports::RegistryError> {
+            self.0.request_drain(worker_id).await
+        }
+
+        async fn remove(&self, worker_id: Uuid) -> Result<(), shared::ports::RegistryError> {
+            self.0.remove(worker_id).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_worker_is_not_registered_again_by_its_last_beat() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backends = Backends::open_embedded(dir.path(), 3).unwrap();
+        let registry = Arc::clone(&backends.workers);
+        backends.workers = Arc::new(LateBeats(Arc::clone(&registry)));
+        let options = WorkerOptions {
+            lanes: vec![Lane::Small],
+            chart: Chart::default(),
+            debug_delay: Duration::ZERO,
+            protection: None,
+        };
+        let shutdown = CancellationToken::new();
+        let worker = tokio::spawn(run(backends, WorkerConfig::default(), options, shutdown.clone()));
+        // Each beat takes 1.5 s to land and the next is due after 1 s: one is always on its way.
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        assert_eq!(registry.list().await.unwrap().len(), 1, "the worker beats");
+        shutdown.cancel();
+        worker.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let left = registry.list().await.unwrap();
+        assert!(left.is_empty(), "a beat landed after the worker deregistered: {left:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_worker_protects_its_ecs_task_and_releases_it_when_idle() {
         use crate::protection::tests::{Agent, serve_agent};
