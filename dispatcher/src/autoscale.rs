@@ -3,7 +3,7 @@
 //! for a worker count and hand it to the scale target. A restarted dispatcher first adopts the
 //! workers the scale target already has ([`ScalingPolicy::adopt`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,6 @@ pub async fn run(
 ) {
     let started = Instant::now();
     let mut policies: BTreeMap<Lane, ScalingPolicy> = Lane::ALL.iter().map(|&l| (l, config.policy(l))).collect();
-    let mut adopted: BTreeSet<Lane> = BTreeSet::new();
     let mut previous = Previous::default();
     let mut ticks = tokio::time::interval(TICK);
     loop {
@@ -66,9 +65,9 @@ pub async fn run(
                     continue;
                 }
             };
-            if adopted.insert(lane) && pool.desired > policy.initial_workers() {
+            // Before the policy's first decision only; a no-op after it.
+            if policy.adopt(pool.desired) {
                 info!(%lane, workers = pool.desired, "adopting the workers the scale target already has");
-                policy.adopt(pool.desired);
             }
             let lane_beats: Vec<&WorkerBeat> =
                 beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();

@@ -818,12 +818,15 @@ impl ScalingPolicy {
     /// dispatcher starts), before the first decision. More than the policy would start with are
     /// kept for `arrival_window_secs` (scale-ups still happen); then the arrival rate starts
     /// from the work they got through per second, if that is more than the arrivals have shown.
-    pub fn adopt(&mut self, workers: usize) {
+    /// Answers whether it took them over (after the first decision it never does).
+    pub fn adopt(&mut self, workers: usize) -> bool {
         let workers = workers.min(self.config.max_workers);
-        if self.started.is_none() && workers > self.current {
-            self.current = workers.max(self.config.floor());
-            self.warming_up = true;
+        if self.started.is_some() || workers <= self.current {
+            return false;
         }
+        self.current = workers.max(self.config.floor());
+        self.warming_up = true;
+        true
     }
 
     /// The workers the lane starts with, before any decision.
@@ -1461,7 +1464,7 @@ mod tests {
         assert!(decisions.iter().all(|d| d.desired < 10), "{:?}", decisions.last());
 
         let mut restarted = ScalingPolicy::new(config());
-        restarted.adopt(12);
+        assert!(restarted.adopt(12));
         assert_eq!(restarted.initial_workers(), 12);
         let decisions = run(&mut restarted, 0, 900, &steady_ten());
         assert_eq!(decisions[0].desired, 12);
@@ -1481,8 +1484,8 @@ mod tests {
         policy.adopt(0);
         assert_eq!(policy.initial_workers(), 1, "never below the minimum");
         assert_ne!(policy.decide(secs(0.0), &idle(1)).reason.kind(), "warming_up");
-        policy.adopt(12);
-        assert_eq!(policy.initial_workers(), 1, "too late: the policy has decided");
+        assert!(!policy.adopt(12), "too late: the policy has decided");
+        assert_eq!(policy.initial_workers(), 1);
 
         let mut policy = ScalingPolicy::new(LaneScalingConfig { scale_to_zero: true, min_workers: 0, ..config() });
         policy.adopt(0);
