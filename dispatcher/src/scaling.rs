@@ -149,10 +149,9 @@ impl Default for ScalingConfig {
                 min_workers: 0,
                 latency_target_secs: 900,
                 scale_to_zero: true,
-                idle_before_zero_secs: 120,
                 activation_backlog_jobs: 6,
                 activation_wait_secs: 675,
-                backlog_drain_secs: 350,
+                backlog_drain_secs: 300,
                 scale_up_min_wait_secs: 0,
                 ..LaneScalingConfig::default()
             },
@@ -163,12 +162,12 @@ impl Default for ScalingConfig {
 impl Default for LaneScalingConfig {
     fn default() -> LaneScalingConfig {
         LaneScalingConfig {
-            min_workers: 1,
+            min_workers: 2,
             max_workers: 100,
             latency_target_secs: 90,
             target_quantile: 0.8,
             scale_down_stabilisation_secs: 30,
-            scale_down_min_saving_worker_secs: 300,
+            scale_down_min_saving_worker_secs: 500,
             scale_to_zero: false,
             idle_before_zero_secs: 60,
             activation_backlog_jobs: 1,

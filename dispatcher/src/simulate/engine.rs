@@ -39,6 +39,8 @@ enum EventKind {
     /// A job lost with its worker becomes visible again (its visibility timeout expired).
     Redeliver {
         job: usize,
+        /// The lane whose worker lost it (its home lane, or the small lane if borrowed).
+        lane: usize,
     },
     ScalerPeriod {
         lane: usize,
@@ -222,7 +224,7 @@ impl<'a> Engine<'a> {
                 }
             }
             EventKind::JobDone { lane, worker, job } => self.job_done(lane, worker, job),
-            EventKind::Redeliver { job } => self.redeliver(job),
+            EventKind::Redeliver { job, lane } => self.redeliver(job, lane),
             EventKind::ScalerPeriod { lane } => self.scaler_period(lane),
         }
     }
@@ -237,8 +239,42 @@ impl<'a> Engine<'a> {
         self.dispatch(lane);
     }
 
-    /// Gives waiting jobs to idle workers.
+    /// Gives waiting jobs to idle workers: the lane's own, then idle small-lane workers lent to
+    /// the large lane.
     fn dispatch(&mut self, lane: usize) {
+        self.dispatch_within(lane);
+        self.lend();
+    }
+
+    /// The dispatcher's lending rule ([`crate::schedule::lendable`]), for every policy alike: a
+    /// large job waiting while the large lane has no worker at all (asleep, none starting) goes to
+    /// an idle small-lane worker, if no small job waits and another small-lane worker stays idle.
+    /// Its arrival counts in the large lane, its work and completion in the small one.
+    fn lend(&mut self) {
+        let (small, large) = (lane_index(Lane::Small), lane_index(Lane::Large));
+        loop {
+            let large_pool = &self.lanes[large].pool;
+            let asleep = large_pool.starting() + large_pool.idle() + large_pool.busy() == 0;
+            if self.lanes[large].queue.is_empty() || !asleep {
+                return;
+            }
+            let small_state = &self.lanes[small];
+            if !small_state.queue.is_empty() || small_state.pool.idle() < 2 {
+                return;
+            }
+            let jobs = self.jobs;
+            let Some(job) = self.lanes[large].queue.pop(|j| jobs[j].units) else { return };
+            let state = &mut self.lanes[small];
+            let Some(worker) = state.pool.assign(self.now, job) else { return };
+            state.in_flight_jobs += 1;
+            state.in_flight_units += jobs[job].units;
+            self.waits[job] = self.now - jobs[job].arrival;
+            let done_at = self.now + jobs[job].service_secs;
+            self.schedule(done_at, EventKind::JobDone { lane: small, worker, job });
+        }
+    }
+
+    fn dispatch_within(&mut self, lane: usize) {
         loop {
             let jobs = self.jobs;
             let state = &mut self.lanes[lane];
@@ -268,19 +304,19 @@ impl<'a> Engine<'a> {
         state
             .completions
             .push(Completion { duration: Duration::from_secs_f64(sim_job.service_secs), units: sim_job.units });
-        state.tally.completed += 1;
+        self.lanes[lane_index(sim_job.lane)].tally.completed += 1;
         self.completed += 1;
         self.last_completion = now;
         self.dispatch(lane);
     }
 
-    fn redeliver(&mut self, job: usize) {
+    fn redeliver(&mut self, job: usize, lost_in: usize) {
         let sim_job = &self.jobs[job];
-        let lane = lane_index(sim_job.lane);
-        let state = &mut self.lanes[lane];
+        let state = &mut self.lanes[lost_in];
         state.in_flight_jobs -= 1;
         state.in_flight_units = (state.in_flight_units - sim_job.units).max(0.0);
-        state.queue.push_again(sim_job.tenant, job, sim_job.units);
+        let lane = lane_index(sim_job.lane);
+        self.lanes[lane].queue.push_again(sim_job.tenant, job, sim_job.units);
         self.dispatch(lane);
     }
 
@@ -327,7 +363,7 @@ impl<'a> Engine<'a> {
             let tally = &mut self.lanes[lane].tally;
             tally.jobs_interrupted += 1;
             tally.work_lost_secs += self.now - killed.since;
-            self.schedule(visible_at, EventKind::Redeliver { job: killed.job });
+            self.schedule(visible_at, EventKind::Redeliver { job: killed.job, lane });
         }
         self.dispatch(lane);
     }
