@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::board::{LaneSample, Sample, SharedBoard, quantile};
 use crate::lifecycle;
 use crate::scaling::{Completion, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
-use crate::schedule::{LaneLoad, LoadBoard};
+use crate::schedule::{LaneLoad, LaneWorkers, LoadBoard, WorkerBoard};
 
 /// How often the autoscaler decides.
 const TICK: Duration = Duration::from_secs(1);
@@ -32,15 +32,25 @@ struct Previous {
     totals: HashMap<Uuid, (u64, u64)>,
 }
 
+/// What the autoscaler reads and publishes besides the scale target.
+pub struct Boards {
+    /// Waiting work per lane, published by the dispatcher loop.
+    pub load: LoadBoard,
+    /// Workers per lane, published here for the dispatcher (which lends idle small workers).
+    pub workers: WorkerBoard,
+    /// The operator's dashboard.
+    pub dashboard: SharedBoard,
+}
+
 /// Runs until `shutdown`.
 pub async fn run(
     target: Arc<dyn ScaleTarget>,
     config: ScalingConfig,
-    load: LoadBoard,
+    boards: Boards,
     mut alive: lifecycle::AliveWorkers,
-    board: SharedBoard,
     shutdown: CancellationToken,
 ) {
+    let Boards { load, workers: workers_seen, dashboard: board } = boards;
     let started = Instant::now();
     let mut policies: BTreeMap<Lane, ScalingPolicy> = Lane::ALL.iter().map(|&l| (l, config.policy(l))).collect();
     let mut previous = Previous::default();
@@ -56,6 +66,7 @@ pub async fn run(
         let loads = load.lock().unwrap_or_else(|p| p.into_inner()).clone();
         publish_busiest(&loads, &board);
         let mut sample = Sample { at: Utc::now(), lanes: BTreeMap::new() };
+        let mut seen: BTreeMap<Lane, LaneWorkers> = BTreeMap::new();
         for (lane, policy) in policies.iter_mut() {
             let lane = *lane;
             let pool = match target.observe(lane).await {
@@ -93,6 +104,9 @@ pub async fn run(
             );
             let decision = policy.decide(started.elapsed(), &observation);
             decision.record(lane);
+            let idle = lane_beats.iter().filter(|b| b.in_flight.is_empty()).count();
+            let workers = decision.desired.max(pool.running + pool.pending).max(lane_beats.len());
+            seen.insert(lane, LaneWorkers { workers, ready: lane_beats.len(), idle });
             let backlog_secs = policy.backlog_secs(&observation);
             metrics::gauge!("surge_workers_desired", "lane" => lane.as_str()).set(decision.desired as f64);
             metrics::gauge!("surge_workers_running", "lane" => lane.as_str()).set(lane_beats.len() as f64);
@@ -132,6 +146,10 @@ pub async fn run(
             }
         }
         board.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
+        let mut snapshot = workers_seen.lock().unwrap_or_else(|p| p.into_inner());
+        snapshot.seq += 1;
+        snapshot.taken_at = Some(Instant::now());
+        snapshot.lanes = seen;
     }
 }
 
@@ -311,19 +329,20 @@ mod tests {
             .collect();
         let (_beats, alive) = tokio::sync::watch::channel(beats);
         let shutdown = CancellationToken::new();
-        let run = tokio::spawn(run(
-            target.clone(),
-            ScalingConfig::default(),
-            LoadBoard::default(),
-            alive,
-            SharedBoard::default(),
-            shutdown.clone(),
-        ));
+        let workers_seen = WorkerBoard::default();
+        let boards =
+            Boards { load: LoadBoard::default(), workers: workers_seen.clone(), dashboard: SharedBoard::default() };
+        let run = tokio::spawn(run(target.clone(), ScalingConfig::default(), boards, alive, shutdown.clone()));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         shutdown.cancel();
         run.await.unwrap();
         let calls = target.calls.lock().unwrap();
         let small: Vec<_> = calls.iter().filter(|(_, lane, _)| *lane == Lane::Small).collect();
         assert!(small.iter().all(|(_, _, desired)| *desired >= 12), "{small:?}");
+        // What the dispatcher is told: twelve small workers beating, two of them idle; no large one.
+        let snapshot = workers_seen.lock().unwrap().clone();
+        assert!(snapshot.seq >= 2, "published every tick: {snapshot:?}");
+        assert_eq!(snapshot.lanes[&Lane::Small], LaneWorkers { workers: 12, ready: 12, idle: 2 });
+        assert_eq!(snapshot.lanes[&Lane::Large], LaneWorkers { workers: 0, ready: 0, idle: 0 });
     }
 }

@@ -98,6 +98,7 @@ pub async fn pipeline(
         config.lanes.clone(),
         config.dispatcher.clone(),
         schedule::LoadBoard::default(),
+        schedule::WorkerBoard::default(),
         stop.clone(),
     ));
     let spec = pool::PoolSpec {

@@ -56,6 +56,7 @@ pub async fn serve(
     let dispatcher_stop = shutdown.child_token();
     let lost_after = Duration::from_secs(config.dispatcher.worker_lost_after_secs);
     let load = schedule::LoadBoard::default();
+    let workers_seen = schedule::WorkerBoard::default();
     let (alive_sender, alive) = tokio::sync::watch::channel(Vec::new());
     tasks.spawn(lifecycle::watch(backends.clone(), lost_after, alive_sender, dispatcher_stop.clone()));
     tasks.spawn(schedule::run(
@@ -63,6 +64,7 @@ pub async fn serve(
         config.lanes.clone(),
         config.dispatcher.clone(),
         load.clone(),
+        workers_seen.clone(),
         dispatcher_stop.clone(),
     ));
     let board = board::SharedBoard::default();
@@ -72,7 +74,8 @@ pub async fn serve(
         (None, None) => admin::Workers::Elsewhere,
     };
     if let Some(Autoscaling { target, config: scaling }) = autoscaling {
-        tasks.spawn(autoscale::run(target, scaling, load, alive, board.clone(), dispatcher_stop.clone()));
+        let boards = autoscale::Boards { load, workers: workers_seen, dashboard: board.clone() };
+        tasks.spawn(autoscale::run(target, scaling, boards, alive, dispatcher_stop.clone()));
     }
     tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
     tasks.spawn(admin::export_queue_depths(backends.clone(), dispatcher_stop.clone()));

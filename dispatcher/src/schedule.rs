@@ -6,6 +6,10 @@
 //! the lane only a few jobs deep, and another tenant's document is released on the next turn.
 //! A message is acked on the incoming queue only after it was sent to its lane; a crash in
 //! between delivers it twice, which the workers' idempotency absorbs.
+//!
+//! While the large lane has no worker at all, its jobs stay held, and idle small-lane workers
+//! are lent to them ([`lendable`]): a night-time scan is done at once by a worker that was idle
+//! anyway, instead of waking the large lane for it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use chrono::Utc;
 use shared::backend::Backends;
 use shared::config::{DispatcherConfig, LaneConfig};
 use shared::domain::{JobId, JobMessage, JobStatus, Lane, TenantId};
-use shared::ports::{Receipt, ReceivedMessage};
+use shared::ports::{QueueDepth, Receipt, ReceivedMessage};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -50,6 +54,61 @@ pub const BUSIEST: usize = 5;
 
 /// The dispatcher's published [`LaneLoad`] per lane. A std mutex: held only to copy or update.
 pub type LoadBoard = Arc<std::sync::Mutex<BTreeMap<Lane, LaneLoad>>>;
+
+/// A lane's workers as the autoscaler last saw them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneWorkers {
+    /// Workers asked for or up: the most of the scale target's desired count, its running
+    /// and pending ones, and the workers beating.
+    pub workers: usize,
+    /// Workers beating (up and not draining).
+    pub ready: usize,
+    /// Of those, the ones with no job in flight.
+    pub idle: usize,
+}
+
+/// The autoscaler's latest [`LaneWorkers`] per lane. Without an autoscaler it stays empty, and
+/// the dispatcher then neither holds a lane back nor lends workers.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSnapshot {
+    /// Increases with every snapshot: the dispatcher lends at most once per snapshot, since
+    /// the workers it lent to still look idle in it.
+    pub seq: u64,
+    pub taken_at: Option<Instant>,
+    pub lanes: BTreeMap<Lane, LaneWorkers>,
+}
+
+/// A snapshot older than this is ignored (the autoscaler stopped or stalls).
+const SNAPSHOT_TTL: Duration = Duration::from_secs(5);
+
+impl WorkerSnapshot {
+    /// `lane`'s workers, if the snapshot is fresh and has them.
+    fn lane(&self, lane: Lane, now: Instant) -> Option<LaneWorkers> {
+        let fresh = self.taken_at.is_some_and(|at| now.saturating_duration_since(at) <= SNAPSHOT_TTL);
+        if fresh { self.lanes.get(&lane).copied() } else { None }
+    }
+}
+
+/// The autoscaler's published [`WorkerSnapshot`]. A std mutex: held only to copy or update.
+pub type WorkerBoard = Arc<std::sync::Mutex<WorkerSnapshot>>;
+
+/// Whether the large lane has no worker at all: asked for, starting or up. Its jobs are then
+/// held rather than released into its queue, where no lent worker would see them.
+fn asleep(large: Option<LaneWorkers>) -> bool {
+    large.is_some_and(|large| large.workers == 0)
+}
+
+/// How many held large jobs idle small-lane workers may take now: none unless the large lane
+/// is asleep and no small job waits (held or in the lane queue); then all idle small workers
+/// but one, which stays free for the next small job. `in_flight` (the small lane queue's
+/// messages being worked on) caps the idle count when the workers' beats lag behind.
+pub fn lendable(small: LaneWorkers, large: LaneWorkers, small_waiting: u64, in_flight: u64) -> usize {
+    if large.workers > 0 || small_waiting > 0 {
+        return 0;
+    }
+    let idle = small.idle.min(small.ready.saturating_sub(usize::try_from(in_flight).unwrap_or(usize::MAX)));
+    idle.saturating_sub(1)
+}
 
 /// The lane a job belongs in.
 pub fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
@@ -204,6 +263,7 @@ pub async fn run(
     lanes: LaneConfig,
     config: DispatcherConfig,
     load: LoadBoard,
+    workers: WorkerBoard,
     shutdown: CancellationToken,
 ) {
     let room = Arc::new(Semaphore::new(config.buffer_limit));
@@ -218,6 +278,8 @@ pub async fn run(
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_refresh = Instant::now();
+    // The worker snapshot last lent against.
+    let mut lent_for = 0;
     info!("dispatcher started");
 
     loop {
@@ -228,10 +290,23 @@ pub async fn run(
                 admit(&backends, batch, &lanes, &mut fair, &mut held_ids, &room, &load).await;
             }
             _ = ticks.tick() => {
+                let now = Instant::now();
+                let snapshot = workers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let (small_workers, large_workers) = if config.lend_small_workers {
+                    (snapshot.lane(Lane::Small, now), snapshot.lane(Lane::Large, now))
+                } else {
+                    (None, None)
+                };
+                let mut small_depth = None;
                 for lane in Lane::ALL {
                     let queue = fair.get_mut(&lane).expect("every lane has a fair queue");
                     let gauge = gauges.get_mut(&lane).expect("every lane has a gauge");
-                    let visible = release(&backends, lane, queue, gauge, lookahead, &mut held_ids, &room).await;
+                    let hold = lane == Lane::Large && asleep(large_workers);
+                    let depth = release(&backends, lane, queue, gauge, lookahead, hold, &mut held_ids, &room).await;
+                    if lane == Lane::Small {
+                        small_depth = depth;
+                    }
+                    let visible = depth.map(|d| d.visible);
                     metrics::gauge!("surge_dispatcher_held_jobs", "lane" => lane.as_str()).set(queue.len() as f64);
                     let mut board = load.lock().unwrap_or_else(|p| p.into_inner());
                     let entry = board.entry(lane).or_default();
@@ -241,6 +316,19 @@ pub async fn run(
                     entry.busiest = queue.busiest(BUSIEST).into_iter().map(|(t, n)| (t, n as u64)).collect();
                     if let Some(visible) = visible {
                         entry.released_waiting = visible;
+                    }
+                }
+                if let (Some(small), Some(large), Some(depth)) = (small_workers, large_workers, small_depth)
+                    && snapshot.seq != lent_for
+                {
+                    let small_waiting = fair[&Lane::Small].len() as u64 + depth.visible;
+                    let wanted = lendable(small, large, small_waiting, depth.in_flight);
+                    let queue = fair.get_mut(&Lane::Large).expect("every lane has a fair queue");
+                    if wanted > 0 && !queue.is_empty() {
+                        lent_for = snapshot.seq;
+                        let jobs: Vec<Held> = std::iter::from_fn(|| queue.pop()).take(wanted).collect();
+                        let sent = forward(&backends, Lane::Large, Lane::Small, jobs, queue, &mut held_ids, &room).await;
+                        gauges.get_mut(&Lane::Small).expect("every lane has a gauge").released(sent);
                     }
                 }
                 if last_refresh.elapsed() >= HOLD_REFRESH / 4 {
@@ -365,17 +453,20 @@ async fn admit(
     }
 }
 
+/// Releases held jobs into `lane`'s queue up to its target depth; none while `hold`. Returns the
+/// lane queue's depth afterwards, or `None` if it could not be read.
+#[allow(clippy::too_many_arguments)]
 async fn release(
     backends: &Backends,
     lane: Lane,
     queue: &mut FairQueue,
     gauge: &mut LaneGauge,
     lookahead: Duration,
+    hold: bool,
     held_ids: &mut HashSet<JobId>,
     room: &Semaphore,
-) -> Option<u64> {
-    let lane_queue = backends.lane(lane);
-    let depth = match lane_queue.depth().await {
+) -> Option<QueueDepth> {
+    let mut depth = match backends.lane(lane).depth().await {
         Ok(depth) => depth,
         Err(err) => {
             warn!(%lane, error = %err, "lane depth unavailable");
@@ -385,39 +476,59 @@ async fn release(
     let target = gauge.sample(depth.visible + depth.in_flight, Instant::now(), lookahead);
     metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "visible").set(depth.visible as f64);
     metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "in_flight").set(depth.in_flight as f64);
-    if queue.is_empty() || depth.visible >= target {
-        return Some(depth.visible);
+    if hold || queue.is_empty() || depth.visible >= target {
+        return Some(depth);
     }
     let room_in_lane = (target - depth.visible) as usize;
-    let mut releasing = Vec::with_capacity(room_in_lane.min(queue.len()));
-    while releasing.len() < room_in_lane {
-        match queue.pop() {
-            Some(held) => releasing.push(held),
-            None => break,
-        }
+    let releasing: Vec<Held> = std::iter::from_fn(|| queue.pop()).take(room_in_lane).collect();
+    let sent = forward(backends, lane, lane, releasing, queue, held_ids, room).await;
+    gauge.released(sent);
+    depth.visible += sent;
+    Some(depth)
+}
+
+/// Sends `jobs` (held for lane `from`) to lane `to`'s queue, then acks them on the incoming
+/// queue; if the send fails they go back into `queue`. Returns how many were sent.
+async fn forward(
+    backends: &Backends,
+    from: Lane,
+    to: Lane,
+    jobs: Vec<Held>,
+    queue: &mut FairQueue,
+    held_ids: &mut HashSet<JobId>,
+    room: &Semaphore,
+) -> u64 {
+    if jobs.is_empty() {
+        return 0;
     }
-    let bodies: Vec<Bytes> = releasing.iter().map(|h| h.body.clone()).collect();
-    if let Err(err) = lane_queue.send_batch(bodies, Duration::ZERO).await {
-        warn!(%lane, error = %err, "lane send failed; keeping the jobs");
-        for held in releasing {
+    let bodies: Vec<Bytes> = jobs.iter().map(|h| h.body.clone()).collect();
+    if let Err(err) = backends.lane(to).send_batch(bodies, Duration::ZERO).await {
+        warn!(lane = %to, error = %err, "lane send failed; keeping the jobs");
+        for held in jobs {
             queue.push(held);
         }
-        return Some(depth.visible);
+        return 0;
     }
-    gauge.released(releasing.len() as u64);
-    let receipts: Vec<Receipt> = releasing.iter().map(|h| h.receipt.clone()).collect();
+    let receipts: Vec<Receipt> = jobs.iter().map(|h| h.receipt.clone()).collect();
     if let Err(err) = backends.incoming.ack(&receipts).await {
         // The messages will come back and be sent again: a duplicate, absorbed by the workers.
         warn!(error = %err, "incoming ack failed");
     }
-    for held in &releasing {
+    for held in &jobs {
         held_ids.remove(&held.message.job_id);
         let waited = (Utc::now() - held.message.enqueued_at).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("surge_dispatch_wait_seconds", "lane" => lane.as_str()).record(waited);
+        metrics::histogram!("surge_dispatch_wait_seconds", "lane" => from.as_str()).record(waited);
+        if from != to {
+            debug!(job = %held.message.job_id, %from, %to, "lent a worker of another lane");
+        }
     }
-    room.add_permits(releasing.len());
-    metrics::counter!("surge_dispatched_total", "lane" => lane.as_str()).increment(releasing.len() as u64);
-    Some(depth.visible + releasing.len() as u64)
+    let sent = jobs.len() as u64;
+    room.add_permits(jobs.len());
+    metrics::counter!("surge_dispatched_total", "lane" => from.as_str()).increment(sent);
+    if from != to {
+        metrics::counter!("surge_lent_jobs_total", "from" => from.as_str(), "to" => to.as_str()).increment(sent);
+    }
+    sent
 }
 
 /// Keeps held messages hidden on the incoming queue while they wait for their turn.
@@ -548,6 +659,84 @@ mod tests {
         message.size = 10;
         message.page_estimate = 5;
         assert_eq!(lane_for(&message, &config), Lane::Large);
+    }
+
+    #[test]
+    fn only_spare_small_workers_are_lent_and_only_to_a_sleeping_large_lane() {
+        let small = |ready, idle| LaneWorkers { workers: ready, ready, idle };
+        let asleep = LaneWorkers::default();
+        assert_eq!(lendable(small(3, 3), asleep, 0, 0), 2, "one small worker stays idle");
+        assert_eq!(lendable(small(1, 1), asleep, 0, 0), 0);
+        assert_eq!(lendable(small(3, 3), asleep, 1, 0), 0, "a small job waits");
+        assert_eq!(lendable(small(3, 3), LaneWorkers { workers: 1, ready: 0, idle: 0 }, 0, 0), 0, "waking");
+        assert_eq!(lendable(small(3, 3), asleep, 0, 2), 0, "beats lag: the queue says two are busy");
+        assert!(super::asleep(Some(asleep)));
+        assert!(!super::asleep(None), "without an autoscaler's snapshot nothing is held back");
+    }
+
+    fn large_scan() -> Bytes {
+        let message = JobMessage {
+            job_id: JobId::new(),
+            tenant: "acme".parse().unwrap(),
+            document_type: DocumentType::Pdf,
+            size: 3_000_000,
+            page_estimate: 40,
+            enqueued_at: Utc::now(),
+        };
+        Bytes::from(serde_json::to_vec(&message).unwrap())
+    }
+
+    async fn wait_for_depth(backends: &Backends, lane: Lane, visible: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let depth = backends.lane(lane).depth().await.unwrap();
+            if depth.visible == visible {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{lane}: {depth:?}, expected {visible} visible");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sleeping_large_lane_holds_its_jobs_and_borrows_spare_small_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let backends = Backends::open_embedded(dir.path(), 3).unwrap();
+        let workers = WorkerBoard::default();
+        let publish = |small: LaneWorkers, large: LaneWorkers| {
+            let mut snapshot = workers.lock().unwrap();
+            snapshot.seq += 1;
+            snapshot.taken_at = Some(Instant::now());
+            snapshot.lanes = BTreeMap::from([(Lane::Small, small), (Lane::Large, large)]);
+        };
+        let shutdown = CancellationToken::new();
+        let dispatcher = tokio::spawn(run(
+            backends.clone(),
+            LaneConfig::default(),
+            DispatcherConfig::default(),
+            LoadBoard::default(),
+            workers.clone(),
+            shutdown.clone(),
+        ));
+        // The large lane is asleep and the small lane has one worker: three scans are held.
+        publish(LaneWorkers { workers: 1, ready: 1, idle: 1 }, LaneWorkers::default());
+        backends.incoming.send_batch(vec![large_scan(), large_scan(), large_scan()], Duration::ZERO).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(backends.lane(Lane::Large).depth().await.unwrap().visible, 0, "held, not released");
+        assert_eq!(backends.lane(Lane::Small).depth().await.unwrap().visible, 0, "no worker to spare");
+        // Three idle small workers: two scans go to the small lane, one small worker stays idle.
+        publish(LaneWorkers { workers: 3, ready: 3, idle: 3 }, LaneWorkers::default());
+        wait_for_depth(&backends, Lane::Small, 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(backends.lane(Lane::Small).depth().await.unwrap().visible, 2, "lent once per snapshot");
+        assert_eq!(backends.lane(Lane::Large).depth().await.unwrap().visible, 0);
+        // The large lane wakes: the last scan goes to its own queue.
+        publish(LaneWorkers { workers: 3, ready: 3, idle: 3 }, LaneWorkers { workers: 1, ready: 0, idle: 0 });
+        wait_for_depth(&backends, Lane::Large, 1).await;
+        assert_eq!(backends.lane(Lane::Small).depth().await.unwrap().visible, 2);
+        shutdown.cancel();
+        dispatcher.await.unwrap();
+        assert_eq!(backends.incoming.depth().await.unwrap().visible, 0, "every scan was acked on incoming");
     }
 
     #[test]

@@ -287,6 +287,10 @@ pub struct DispatcherConfig {
     pub orphan_after_secs: u64,
     /// A worker silent for this long is written off and its jobs are handed back at once.
     pub worker_lost_after_secs: u64,
+    /// While the large lane has no worker at all (scaled to zero), hand its jobs to idle
+    /// small-lane workers, one small worker always staying idle, instead of waking the lane.
+    /// Turn off if small-lane workers cannot take large documents (e.g. less memory).
+    pub lend_small_workers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,6 +372,7 @@ impl Default for DispatcherConfig {
             lane_lookahead_ms: 250,
             orphan_after_secs: 900,
             worker_lost_after_secs: 5,
+            lend_small_workers: true,
         }
     }
 }
