@@ -164,3 +164,38 @@ async fn workers_killed_at_random_during_a_burst_lose_nothing() {
     assert!(retried >= 1, "a killed worker's job was run again");
     surge.stop().unwrap();
 }
+
+/// A large document while the large lane sleeps (no worker, woken only by 6 waiting documents
+/// or one that waited 675 s) goes to an idle small-lane worker, and the large lane stays asleep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_document_borrows_an_idle_small_worker_while_the_large_lane_sleeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = Options { backend: Backend::Embedded, small_workers: 3, large_workers: 0, ..Options::default() };
+    options.env.extend(
+        [
+            // Every document counts as large.
+            ("SURGE_LANES__LARGE_FROM_BYTES", "1"),
+            ("SURGE_SCALING__SMALL__MIN_WORKERS", "3"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let surge = Surge::start_in(dir.path(), options).unwrap();
+    let key = surge.demo_key.clone().unwrap();
+    let registry = surge.backends().await.workers;
+
+    let invoice = std::fs::read(samples().join("peppol-bis3/base-example.xml")).unwrap();
+    let (status, body) = surge.upload(&key, "application/xml", invoice).await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let done = surge.wait_finished(&key, id, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (status, result) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
+    assert_eq!(status, 200, "{result}");
+
+    let beats = registry.list().await.unwrap();
+    assert!(beats.iter().all(|b| b.lanes.first() == Some(&Lane::Small)), "no large-lane worker: {beats:?}");
+    let metrics = surge.client.get(format!("{}/metrics", surge.base)).send().await.unwrap().text().await.unwrap();
+    let lent = metrics.lines().find(|l| l.starts_with("surge_lent_jobs_total{")).unwrap_or_default().to_owned();
+    assert!(lent.contains("from=\"large\"") && lent.ends_with(" 1"), "one job lent: {lent}\n{metrics}");
+    surge.stop().unwrap();
+}
