@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use shared::config::LaneConfig;
 use shared::domain::{Lane, TenantId};
 use shared::ports::{ScaleTarget, WorkerBeat};
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::board::{LaneSample, Sample, SharedBoard, quantile};
 use crate::lifecycle;
 use crate::scaling::{Completion, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
-use crate::schedule::{LaneLoad, LaneWorkers, LoadBoard, WorkerBoard};
+use crate::schedule::{LaneLoad, LaneWorkers, LoadBoard, WorkerBoard, lane_of};
 
 /// How often the autoscaler decides.
 const TICK: Duration = Duration::from_secs(1);
@@ -42,15 +43,24 @@ pub struct Boards {
     pub dashboard: SharedBoard,
 }
 
+/// The settings the autoscaler runs with.
+pub struct Settings {
+    pub scaling: ScalingConfig,
+    /// Which lane a document belongs in: a completion teaches its own lane's cost, whichever
+    /// lane's worker did it (a large document done by a lent small worker).
+    pub lanes: LaneConfig,
+}
+
 /// Runs until `shutdown`.
 pub async fn run(
     target: Arc<dyn ScaleTarget>,
-    config: ScalingConfig,
+    settings: Settings,
     boards: Boards,
     mut alive: lifecycle::AliveWorkers,
     shutdown: CancellationToken,
 ) {
     let Boards { load, workers: workers_seen, dashboard: board } = boards;
+    let Settings { scaling: config, lanes } = settings;
     let started = Instant::now();
     let mut policies: BTreeMap<Lane, ScalingPolicy> = Lane::ALL.iter().map(|&l| (l, config.policy(l))).collect();
     let mut previous = Previous::default();
@@ -61,7 +71,7 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         let beats = alive.borrow_and_update().clone();
-        let completions = new_completions(&beats, &mut previous);
+        let completions = new_completions(&beats, &mut previous, &lanes);
         let finished = finished_since(&beats, &mut previous.totals);
         let loads = load.lock().unwrap_or_else(|p| p.into_inner()).clone();
         publish_busiest(&loads, &board);
@@ -172,14 +182,19 @@ fn publish_busiest(loads: &BTreeMap<Lane, LaneLoad>, board: &SharedBoard) {
     board.lock().unwrap_or_else(|p| p.into_inner()).set_busiest(busiest);
 }
 
-fn new_completions(beats: &[WorkerBeat], previous: &mut Previous) -> BTreeMap<Lane, Vec<Completion>> {
+/// The completions in beats not seen before, by the lane each document belongs in.
+fn new_completions(
+    beats: &[WorkerBeat],
+    previous: &mut Previous,
+    lanes: &LaneConfig,
+) -> BTreeMap<Lane, Vec<Completion>> {
     let mut by_lane: BTreeMap<Lane, Vec<Completion>> = BTreeMap::new();
     for beat in beats {
         if previous.beats.insert(beat.worker_id, beat.last_seen) == Some(beat.last_seen) {
             continue;
         }
         for done in &beat.completed {
-            by_lane.entry(done.lane).or_default().push(Completion {
+            by_lane.entry(lane_of(done.size, done.pages, lanes)).or_default().push(Completion {
                 duration: Duration::from_secs_f64(done.seconds.max(0.0)),
                 units: work_units(done.size, done.pages),
             });
@@ -243,7 +258,7 @@ mod tests {
 
     use async_trait::async_trait;
     use shared::domain::JobId;
-    use shared::ports::{InFlightJob, PoolSize, ScaleError};
+    use shared::ports::{CompletedJob, InFlightJob, PoolSize, ScaleError};
 
     use super::*;
 
@@ -261,6 +276,20 @@ mod tests {
             completed_total,
             failed_total,
         }
+    }
+
+    #[test]
+    fn a_lent_job_teaches_its_own_lanes_cost() {
+        // A small-lane worker did an invoice and, lent to the sleeping large lane, a 40-page scan.
+        let mut small = beat(Uuid::new_v4(), Lane::Small, 2, 0);
+        small.completed = vec![
+            CompletedJob { lane: Lane::Small, seconds: 0.5, size: 10_000, pages: 1 },
+            CompletedJob { lane: Lane::Small, seconds: 150.0, size: 3_000_000, pages: 40 },
+        ];
+        let by_lane = new_completions(&[small], &mut Previous::default(), &LaneConfig::default());
+        let durations = |lane| by_lane[&lane].iter().map(|c| c.duration.as_secs_f64()).collect::<Vec<_>>();
+        assert_eq!(durations(Lane::Small), vec![0.5]);
+        assert_eq!(durations(Lane::Large), vec![150.0], "not the small lane's cost");
     }
 
     #[test]
@@ -332,7 +361,13 @@ mod tests {
         let workers_seen = WorkerBoard::default();
         let boards =
             Boards { load: LoadBoard::default(), workers: workers_seen.clone(), dashboard: SharedBoard::default() };
-        let run = tokio::spawn(run(target.clone(), ScalingConfig::default(), boards, alive, shutdown.clone()));
+        let run = tokio::spawn(run(
+            target.clone(),
+            Settings { scaling: ScalingConfig::default(), lanes: LaneConfig::default() },
+            boards,
+            alive,
+            shutdown.clone(),
+        ));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         shutdown.cancel();
         run.await.unwrap();

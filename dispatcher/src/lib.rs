@@ -75,7 +75,8 @@ pub async fn serve(
     };
     if let Some(Autoscaling { target, config: scaling }) = autoscaling {
         let boards = autoscale::Boards { load, workers: workers_seen, dashboard: board.clone() };
-        tasks.spawn(autoscale::run(target, scaling, boards, alive, dispatcher_stop.clone()));
+        let settings = autoscale::Settings { scaling, lanes: config.lanes.clone() };
+        tasks.spawn(autoscale::run(target, settings, boards, alive, dispatcher_stop.clone()));
     }
     tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
     tasks.spawn(admin::export_queue_depths(backends.clone(), dispatcher_stop.clone()));

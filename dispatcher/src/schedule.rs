@@ -112,11 +112,12 @@ pub fn lendable(small: LaneWorkers, large: LaneWorkers, small_waiting: u64, in_f
 
 /// The lane a job belongs in.
 pub fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
-    if message.size >= config.large_from_bytes || message.page_estimate >= config.large_from_pages {
-        Lane::Large
-    } else {
-        Lane::Small
-    }
+    lane_of(message.size, message.page_estimate, config)
+}
+
+/// The lane a document of `size` bytes and about `pages` pages belongs in.
+pub fn lane_of(size: u64, pages: u32, config: &LaneConfig) -> Lane {
+    if size >= config.large_from_bytes || pages >= config.large_from_pages { Lane::Large } else { Lane::Small }
 }
 
 /// A job the dispatcher holds until its lane has room.

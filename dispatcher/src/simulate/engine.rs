@@ -249,7 +249,7 @@ impl<'a> Engine<'a> {
     /// The dispatcher's lending rule ([`crate::schedule::lendable`]), for every policy alike: a
     /// large job waiting while the large lane has no worker at all (asleep, none starting) goes to
     /// an idle small-lane worker, if no small job waits and another small-lane worker stays idle.
-    /// Its arrival counts in the large lane, its work and completion in the small one.
+    /// Its arrival and its cost count in the large lane; the small worker is busy with it.
     fn lend(&mut self) {
         let (small, large) = (lane_index(Lane::Small), lane_index(Lane::Large));
         loop {
@@ -301,10 +301,12 @@ impl<'a> Engine<'a> {
         }
         state.in_flight_jobs -= 1;
         state.in_flight_units = (state.in_flight_units - sim_job.units).max(0.0);
-        state
+        // The cost of a lent job is the cost of its own lane's work, as the autoscaler counts it.
+        let home = lane_index(sim_job.lane);
+        self.lanes[home]
             .completions
             .push(Completion { duration: Duration::from_secs_f64(sim_job.service_secs), units: sim_job.units });
-        self.lanes[lane_index(sim_job.lane)].tally.completed += 1;
+        self.lanes[home].tally.completed += 1;
         self.completed += 1;
         self.last_completion = now;
         self.dispatch(lane);
