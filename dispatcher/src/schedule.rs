@@ -132,6 +132,23 @@ pub struct Held {
     pub hidden_since: Instant,
 }
 
+/// What the dispatcher holds back: the jobs' ids (to recognise a redelivery) and the room left
+/// in its bounded buffer (one permit per job).
+struct Holding {
+    ids: HashSet<JobId>,
+    room: Arc<Semaphore>,
+}
+
+impl Holding {
+    /// `jobs` left the dispatcher (sent to a lane): their ids and their room are free again.
+    fn left(&mut self, jobs: &[Held]) {
+        for held in jobs {
+            self.ids.remove(&held.message.job_id);
+        }
+        self.room.add_permits(jobs.len());
+    }
+}
+
 /// Per-tenant round-robin queues for one lane. Pure and synchronous, so tests can drive it.
 #[derive(Debug, Default)]
 pub struct FairQueue {
@@ -267,14 +284,14 @@ pub async fn run(
     workers: WorkerBoard,
     shutdown: CancellationToken,
 ) {
-    let room = Arc::new(Semaphore::new(config.buffer_limit));
+    let mut holding = Holding { ids: HashSet::new(), room: Arc::new(Semaphore::new(config.buffer_limit)) };
     let (batches, mut inbox) = mpsc::channel::<Vec<ReceivedMessage>>(64);
-    let receiver = tokio::spawn(receive_incoming(backends.clone(), Arc::clone(&room), batches, shutdown.clone()));
+    let receiver =
+        tokio::spawn(receive_incoming(backends.clone(), Arc::clone(&holding.room), batches, shutdown.clone()));
     let sweeper = tokio::spawn(sweep_orphans(backends.clone(), config.clone(), shutdown.clone()));
 
     let mut fair: BTreeMap<Lane, FairQueue> = Lane::ALL.iter().map(|&l| (l, FairQueue::default())).collect();
     let mut gauges: BTreeMap<Lane, LaneGauge> = Lane::ALL.iter().map(|&l| (l, LaneGauge::default())).collect();
-    let mut held_ids: HashSet<JobId> = HashSet::new();
     let lookahead = Duration::from_millis(config.lane_lookahead_ms);
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -288,7 +305,7 @@ pub async fn run(
             () = shutdown.cancelled() => break,
             batch = inbox.recv() => {
                 let Some(batch) = batch else { break };
-                admit(&backends, batch, &lanes, &mut fair, &mut held_ids, &room, &load).await;
+                admit(&backends, batch, &lanes, &mut fair, &mut holding, &load).await;
             }
             _ = ticks.tick() => {
                 let now = Instant::now();
@@ -303,7 +320,7 @@ pub async fn run(
                     let queue = fair.get_mut(&lane).expect("every lane has a fair queue");
                     let gauge = gauges.get_mut(&lane).expect("every lane has a gauge");
                     let hold = lane == Lane::Large && asleep(large_workers);
-                    let depth = release(&backends, lane, queue, gauge, lookahead, hold, &mut held_ids, &room).await;
+                    let depth = release(&backends, lane, queue, gauge, lookahead, hold, &mut holding).await;
                     if lane == Lane::Small {
                         small_depth = depth;
                     }
@@ -328,7 +345,7 @@ pub async fn run(
                     if wanted > 0 && !queue.is_empty() {
                         lent_for = snapshot.seq;
                         let jobs: Vec<Held> = std::iter::from_fn(|| queue.pop()).take(wanted).collect();
-                        let sent = forward(&backends, Lane::Large, Lane::Small, jobs, queue, &mut held_ids, &room).await;
+                        let sent = forward(&backends, Lane::Large, Lane::Small, jobs, queue, &mut holding).await;
                         gauges.get_mut(&Lane::Small).expect("every lane has a gauge").released(sent);
                     }
                 }
@@ -392,8 +409,7 @@ async fn admit(
     batch: Vec<ReceivedMessage>,
     lanes: &LaneConfig,
     fair: &mut BTreeMap<Lane, FairQueue>,
-    held_ids: &mut HashSet<JobId>,
-    room: &Semaphore,
+    holding: &mut Holding,
     load: &LoadBoard,
 ) {
     let mut duplicates = Vec::new();
@@ -407,7 +423,7 @@ async fn admit(
                 continue;
             }
         };
-        if !held_ids.insert(message.job_id) {
+        if !holding.ids.insert(message.job_id) {
             // The same message again (its hold lapsed): keep holding it under the new receipt.
             // A different message for the same job is a true duplicate: drop it.
             let redelivered = fair
@@ -418,7 +434,7 @@ async fn admit(
                 Some(held) => {
                     held.receipt = received.receipt;
                     held.hidden_since = Instant::now();
-                    room.add_permits(1);
+                    holding.room.add_permits(1);
                 }
                 None => duplicates.push(received.receipt),
             }
@@ -440,7 +456,7 @@ async fn admit(
         };
         fair.get_mut(&lane).expect("every lane has a fair queue").push(held);
     }
-    room.add_permits(duplicates.len() + undecodable.len());
+    holding.room.add_permits(duplicates.len() + undecodable.len());
     if !duplicates.is_empty() {
         debug!(count = duplicates.len(), "acking duplicate incoming messages");
         let _ = backends.incoming.ack(&duplicates).await;
@@ -456,7 +472,6 @@ async fn admit(
 
 /// Releases held jobs into `lane`'s queue up to its target depth; none while `hold`. Returns the
 /// lane queue's depth afterwards, or `None` if it could not be read.
-#[allow(clippy::too_many_arguments)]
 async fn release(
     backends: &Backends,
     lane: Lane,
@@ -464,8 +479,7 @@ async fn release(
     gauge: &mut LaneGauge,
     lookahead: Duration,
     hold: bool,
-    held_ids: &mut HashSet<JobId>,
-    room: &Semaphore,
+    holding: &mut Holding,
 ) -> Option<QueueDepth> {
     let mut depth = match backends.lane(lane).depth().await {
         Ok(depth) => depth,
@@ -482,7 +496,7 @@ async fn release(
     }
     let room_in_lane = (target - depth.visible) as usize;
     let releasing: Vec<Held> = std::iter::from_fn(|| queue.pop()).take(room_in_lane).collect();
-    let sent = forward(backends, lane, lane, releasing, queue, held_ids, room).await;
+    let sent = forward(backends, lane, lane, releasing, queue, holding).await;
     gauge.released(sent);
     depth.visible += sent;
     Some(depth)
@@ -496,8 +510,7 @@ async fn forward(
     to: Lane,
     jobs: Vec<Held>,
     queue: &mut FairQueue,
-    held_ids: &mut HashSet<JobId>,
-    room: &Semaphore,
+    holding: &mut Holding,
 ) -> u64 {
     if jobs.is_empty() {
         return 0;
@@ -515,8 +528,8 @@ async fn forward(
         // The messages will come back and be sent again: a duplicate, absorbed by the workers.
         warn!(error = %err, "incoming ack failed");
     }
+    holding.left(&jobs);
     for held in &jobs {
-        held_ids.remove(&held.message.job_id);
         let waited = (Utc::now() - held.message.enqueued_at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::histogram!("surge_dispatch_wait_seconds", "lane" => from.as_str()).record(waited);
         if from != to {
@@ -524,7 +537,6 @@ async fn forward(
         }
     }
     let sent = jobs.len() as u64;
-    room.add_permits(jobs.len());
     metrics::counter!("surge_dispatched_total", "lane" => from.as_str()).increment(sent);
     if from != to {
         metrics::counter!("surge_lent_jobs_total", "from" => from.as_str(), "to" => to.as_str()).increment(sent);
