@@ -114,9 +114,9 @@ pub async fn run(
             );
             let decision = policy.decide(started.elapsed(), &observation);
             decision.record(lane);
-            let idle = lane_beats.iter().filter(|b| b.in_flight.is_empty()).count();
-            let workers = decision.desired.max(pool.running + pool.pending).max(lane_beats.len());
-            seen.insert(lane, LaneWorkers { workers, ready: lane_beats.len(), idle });
+            let (ready, busy) = (observation.ready_workers, observation.busy_workers);
+            let workers = decision.desired.max(pool.running + pool.pending).max(ready);
+            seen.insert(lane, LaneWorkers { workers, ready, idle: ready.saturating_sub(busy) });
             let backlog_secs = policy.backlog_secs(&observation);
             metrics::gauge!("surge_workers_desired", "lane" => lane.as_str()).set(decision.desired as f64);
             metrics::gauge!("surge_workers_running", "lane" => lane.as_str()).set(lane_beats.len() as f64);

@@ -94,8 +94,8 @@ pub type WorkerBoard = Arc<std::sync::Mutex<WorkerSnapshot>>;
 
 /// Whether the large lane has no worker at all: asked for, starting or up. Its jobs are then
 /// held rather than released into its queue, where no lent worker would see them.
-fn asleep(large: Option<LaneWorkers>) -> bool {
-    large.is_some_and(|large| large.workers == 0)
+pub fn asleep(large: LaneWorkers) -> bool {
+    large.workers == 0
 }
 
 /// How many held large jobs idle small-lane workers may take now: none unless the large lane
@@ -103,7 +103,7 @@ fn asleep(large: Option<LaneWorkers>) -> bool {
 /// but one, which stays free for the next small job. `in_flight` (the small lane queue's
 /// messages being worked on) caps the idle count when the workers' beats lag behind.
 pub fn lendable(small: LaneWorkers, large: LaneWorkers, small_waiting: u64, in_flight: u64) -> usize {
-    if large.workers > 0 || small_waiting > 0 {
+    if !asleep(large) || small_waiting > 0 {
         return 0;
     }
     let idle = small.idle.min(small.ready.saturating_sub(usize::try_from(in_flight).unwrap_or(usize::MAX)));
@@ -308,18 +308,18 @@ pub async fn run(
                 admit(&backends, batch, &lanes, &mut fair, &mut holding, &load).await;
             }
             _ = ticks.tick() => {
-                let now = Instant::now();
-                let snapshot = workers.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                let (small_workers, large_workers) = if config.lend_small_workers {
-                    (snapshot.lane(Lane::Small, now), snapshot.lane(Lane::Large, now))
+                let (seq, small_workers, large_workers) = if config.lend_small_workers {
+                    let now = Instant::now();
+                    let snapshot = workers.lock().unwrap_or_else(|p| p.into_inner());
+                    (snapshot.seq, snapshot.lane(Lane::Small, now), snapshot.lane(Lane::Large, now))
                 } else {
-                    (None, None)
+                    (0, None, None)
                 };
                 let mut small_depth = None;
                 for lane in Lane::ALL {
                     let queue = fair.get_mut(&lane).expect("every lane has a fair queue");
                     let gauge = gauges.get_mut(&lane).expect("every lane has a gauge");
-                    let hold = lane == Lane::Large && asleep(large_workers);
+                    let hold = lane == Lane::Large && large_workers.is_some_and(asleep);
                     let depth = release(&backends, lane, queue, gauge, lookahead, hold, &mut holding).await;
                     if lane == Lane::Small {
                         small_depth = depth;
@@ -337,13 +337,13 @@ pub async fn run(
                     }
                 }
                 if let (Some(small), Some(large), Some(depth)) = (small_workers, large_workers, small_depth)
-                    && snapshot.seq != lent_for
+                    && seq != lent_for
                 {
                     let small_waiting = fair[&Lane::Small].len() as u64 + depth.visible;
                     let wanted = lendable(small, large, small_waiting, depth.in_flight);
                     let queue = fair.get_mut(&Lane::Large).expect("every lane has a fair queue");
                     if wanted > 0 && !queue.is_empty() {
-                        lent_for = snapshot.seq;
+                        lent_for = seq;
                         let jobs: Vec<Held> = std::iter::from_fn(|| queue.pop()).take(wanted).collect();
                         let sent = forward(&backends, Lane::Large, Lane::Small, jobs, queue, &mut holding).await;
                         gauges.get_mut(&Lane::Small).expect("every lane has a gauge").released(sent);
@@ -683,8 +683,14 @@ mod tests {
         assert_eq!(lendable(small(3, 3), asleep, 1, 0), 0, "a small job waits");
         assert_eq!(lendable(small(3, 3), LaneWorkers { workers: 1, ready: 0, idle: 0 }, 0, 0), 0, "waking");
         assert_eq!(lendable(small(3, 3), asleep, 0, 2), 0, "beats lag: the queue says two are busy");
-        assert!(super::asleep(Some(asleep)));
-        assert!(!super::asleep(None), "without an autoscaler's snapshot nothing is held back");
+        assert!(super::asleep(asleep));
+        assert!(!super::asleep(LaneWorkers { workers: 1, ready: 0, idle: 0 }), "one asked for");
+        let stale = WorkerSnapshot {
+            seq: 1,
+            taken_at: Some(Instant::now() - 2 * SNAPSHOT_TTL),
+            lanes: BTreeMap::from([(Lane::Large, asleep)]),
+        };
+        assert_eq!(stale.lane(Lane::Large, Instant::now()), None, "a stale snapshot holds nothing back");
     }
 
     fn large_scan() -> Bytes {

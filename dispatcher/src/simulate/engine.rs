@@ -13,6 +13,7 @@ use super::pool::{Pool, Resize};
 use super::queue::LaneQueue;
 use super::report::LaneTally;
 use crate::scaling::Completion;
+use crate::schedule::{self, LaneWorkers};
 
 /// Index of a lane in the engine's arrays.
 pub(crate) fn lane_index(lane: Lane) -> usize {
@@ -246,49 +247,53 @@ impl<'a> Engine<'a> {
         self.lend();
     }
 
-    /// The dispatcher's lending rule ([`crate::schedule::lendable`]), for every policy alike: a
-    /// large job waiting while the large lane has no worker at all (asleep, none starting) goes to
-    /// an idle small-lane worker, if no small job waits and another small-lane worker stays idle.
-    /// Its arrival and its cost count in the large lane; the small worker is busy with it.
+    /// The dispatcher's lending rule ([`schedule::lendable`]), for every policy alike: large jobs
+    /// waiting while the large lane has no worker at all go to idle small-lane workers, if no
+    /// small job waits and another small-lane worker stays idle. Their arrivals and their cost
+    /// count in the large lane; the small workers are busy with them.
     fn lend(&mut self) {
         let (small, large) = (lane_index(Lane::Small), lane_index(Lane::Large));
-        loop {
-            let large_pool = &self.lanes[large].pool;
-            let asleep = large_pool.starting() + large_pool.idle() + large_pool.busy() == 0;
-            if self.lanes[large].queue.is_empty() || !asleep {
-                return;
-            }
-            let small_state = &self.lanes[small];
-            if !small_state.queue.is_empty() || small_state.pool.idle() < 2 {
-                return;
-            }
+        let workers = |pool: &Pool| {
+            let ready = pool.idle() + pool.busy();
+            LaneWorkers { workers: pool.target().max(ready + pool.starting()), ready, idle: pool.idle() }
+        };
+        let (small_state, large_state) = (&self.lanes[small], &self.lanes[large]);
+        let wanted = schedule::lendable(
+            workers(&small_state.pool),
+            workers(&large_state.pool),
+            small_state.queue.len() as u64,
+            small_state.in_flight_jobs,
+        );
+        for _ in 0..wanted {
             let jobs = self.jobs;
             let Some(job) = self.lanes[large].queue.pop(|j| jobs[j].units) else { return };
-            let state = &mut self.lanes[small];
-            let Some(worker) = state.pool.assign(self.now, job) else { return };
-            state.in_flight_jobs += 1;
-            state.in_flight_units += jobs[job].units;
-            self.waits[job] = self.now - jobs[job].arrival;
-            let done_at = self.now + jobs[job].service_secs;
-            self.schedule(done_at, EventKind::JobDone { lane: small, worker, job });
+            self.start(small, job);
         }
     }
 
+    /// Gives waiting jobs of `lane` to its idle workers.
     fn dispatch_within(&mut self, lane: usize) {
         loop {
-            let jobs = self.jobs;
             let state = &mut self.lanes[lane];
             if state.queue.is_empty() || state.pool.idle() == 0 {
                 return;
             }
+            let jobs = self.jobs;
             let Some(job) = state.queue.pop(|j| jobs[j].units) else { return };
-            let Some(worker) = state.pool.assign(self.now, job) else { return };
-            state.in_flight_jobs += 1;
-            state.in_flight_units += jobs[job].units;
-            self.waits[job] = self.now - jobs[job].arrival;
-            let done_at = self.now + jobs[job].service_secs;
-            self.schedule(done_at, EventKind::JobDone { lane, worker, job });
+            self.start(lane, job);
         }
+    }
+
+    /// An idle worker of `lane` starts `job` (popped from its queue).
+    fn start(&mut self, lane: usize, job: usize) {
+        let jobs = self.jobs;
+        let state = &mut self.lanes[lane];
+        let Some(worker) = state.pool.assign(self.now, job) else { return };
+        state.in_flight_jobs += 1;
+        state.in_flight_units += jobs[job].units;
+        self.waits[job] = self.now - jobs[job].arrival;
+        let done_at = self.now + jobs[job].service_secs;
+        self.schedule(done_at, EventKind::JobDone { lane, worker, job });
     }
 
     fn job_done(&mut self, lane: usize, worker: usize, job: usize) {
