@@ -25,8 +25,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{ApiError, ErrorBody};
 use crate::board::{Chart, Sample, SharedBoard, render};
+use crate::error::{ApiError, ErrorBody};
 use crate::pool::{LocalPool, RollProgress};
 use crate::recovery::{self, Status};
 use shared::ports::ScaleTarget;
@@ -40,7 +40,7 @@ const DEAD_LETTERS_SHOWN: usize = 20;
 
 /// What the admin handlers share.
 #[derive(Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     config: Config,
     backends: Backends,
     board: SharedBoard,
@@ -55,7 +55,7 @@ pub struct AdminState {
 
 /// What runs the workers of this deployment.
 #[derive(Clone)]
-pub enum Workers {
+pub(crate) enum Workers {
     /// `surge up`'s own processes: rolled batch by batch here.
     Local(Arc<LocalPool>),
     /// A scale target that rolls itself (ECS: a new deployment).
@@ -65,7 +65,7 @@ pub enum Workers {
 }
 
 impl AdminState {
-    pub fn new(config: Config, backends: Backends, board: SharedBoard, workers: Workers) -> AdminState {
+    pub(crate) fn new(config: Config, backends: Backends, board: SharedBoard, workers: Workers) -> AdminState {
         let token_digest = config.api.admin_token.as_deref().map(digest);
         AdminState {
             config,
@@ -124,7 +124,7 @@ fn digest(token: &str) -> [u8; 32] {
 
 /// The operator routes (merged into the API's router by `serve`). Like the API's, they are
 /// registered only through `routes!`, so `/openapi.json` describes them.
-pub fn router(state: AdminState) -> Router {
+pub(crate) fn router(state: AdminState) -> Router {
     let (open, _) = open_routes().split_for_parts();
     let (guarded, _) = guarded_routes().split_for_parts();
     let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -232,7 +232,7 @@ const LOCKED: &str = "<!doctype html><title>Surge</title><p>The dashboard needs 
 
 /// Everything the dashboard shows, in one answer.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Overview {
+pub(crate) struct Overview {
     pub generated_at: DateTime<Utc>,
     /// Regions, epoch, replication, queue depths and jobs by status (as `surge status --json`).
     #[schema(value_type = Option<Object>)]
@@ -252,7 +252,7 @@ pub struct Overview {
 
 /// A job in the dead-letter state, with why it is there.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DeadLetter {
+pub(crate) struct DeadLetter {
     pub id: JobId,
     #[schema(value_type = String)]
     pub tenant: TenantId,
@@ -264,7 +264,7 @@ pub struct DeadLetter {
 
 /// A maintenance window as announced.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MaintenanceNotice {
+pub(crate) struct MaintenanceNotice {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub message: String,
@@ -272,7 +272,7 @@ pub struct MaintenanceNotice {
 }
 
 /// Current and upcoming windows (ended ones are not announced).
-pub fn announced(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Vec<MaintenanceNotice> {
+pub(crate) fn announced(windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Vec<MaintenanceNotice> {
     let mut notices: Vec<MaintenanceNotice> = windows
         .iter()
         .filter(|w| w.ends_at > now)
@@ -375,7 +375,7 @@ async fn dead_letters(backends: &Backends) -> Result<Vec<DeadLetter>, String> {
             id: job.id,
             tenant: job.tenant,
             attempts: job.attempts,
-            reason: job.last_error.as_ref().map(|e| e.code.clone()),
+            reason: job.last_error.as_ref().map(|e| e.code.as_str().to_owned()),
             message: job.last_error.map(|e| e.message),
             finished_at: job.finished_at,
         }));
@@ -583,7 +583,7 @@ async fn public_status(State(state): State<AdminState>) -> Json<PublicStatus> {
 
 /// Keeps `surge_maintenance_active` at 1 during a window and 0 outside, for alert rules
 /// (`... unless on() surge_maintenance_active == 1`).
-pub async fn export_maintenance(windows: Vec<MaintenanceWindow>, stop: tokio_util::sync::CancellationToken) {
+pub(crate) async fn export_maintenance(windows: Vec<MaintenanceWindow>, stop: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -598,7 +598,7 @@ pub async fn export_maintenance(windows: Vec<MaintenanceWindow>, stop: tokio_uti
 /// Exports every queue's depth every five seconds: `surge_queue_messages{queue,state}` (state
 /// `visible`, `in_flight`, `delayed`) and `surge_dead_letter_jobs`, the messages in the
 /// dead-letter queue.
-pub async fn export_queue_depths(backends: Backends, stop: tokio_util::sync::CancellationToken) {
+pub(crate) async fn export_queue_depths(backends: Backends, stop: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -692,7 +692,8 @@ mod tests {
         let job = shared::contract::new_job("acme", None);
         backends.tenants.add_tenant(&job.tenant).await.unwrap();
         backends.jobs.create(job.clone()).await.unwrap();
-        let error = shared::domain::JobError { code: "crashed".into(), message: "worker died".into() };
+        let error =
+            shared::domain::JobError { code: shared::domain::ErrorCode::WorkerLost, message: "worker died".into() };
         let bury = move |j: &shared::domain::Job| j.bury_abandoned(error.clone(), Utc::now());
         backends.jobs.update(job.id, Box::new(bury)).await.unwrap();
         let app = router(state);

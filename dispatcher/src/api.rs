@@ -5,9 +5,9 @@
 //!
 //! Each handler carries its OpenAPI description (`#[utoipa::path]`) and is registered with
 //! `routes!`, which takes path and methods from that description: the routes served and the
-//! routes in `/openapi.json` (see [`crate::openapi`]) are one list.
+//! routes in `/openapi.json` ([`document`], framed by the `openapi` module) are one list.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -29,15 +29,17 @@ use shared::domain::{DocumentType, Job, JobError, JobId, JobStatus, TenantId};
 use shared::ports::ApiKey;
 use shared::proposal::BookingProposal;
 use tokio::sync::Semaphore;
+use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::intake::{self, Accepted, IntakeError};
+pub(crate) use crate::error::{ApiError, ErrorBody};
+use crate::intake::{self, Accepted};
 
 /// Shared state of the API handlers.
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub backends: Backends,
     pub config: ApiConfig,
     /// Renders `/metrics`; `None` when another recorder owns the process (tests).
@@ -47,13 +49,13 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(backends: Backends, config: ApiConfig, metrics: Option<PrometheusHandle>) -> ApiState {
+    pub(crate) fn new(backends: Backends, config: ApiConfig, metrics: Option<PrometheusHandle>) -> ApiState {
         let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads));
         ApiState { backends, config, metrics, uploads }
     }
 }
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let (routes, _document) = documented_routes().split_for_parts();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
@@ -72,75 +74,34 @@ pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(render_metrics))
-        .routes(routes!(crate::openapi::serve_document))
+        .routes(routes!(serve_document))
 }
 
-/// An error as the client sees it: a status, a stable `code` and a human `message`. Internal
-/// details go to the log, never to the client.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+/// The whole OpenAPI document: the frame plus every registered route, the API's and the
+/// operators'.
+pub(crate) fn document() -> OpenApiDocument {
+    let mut document = documented_routes().into_openapi();
+    document.merge(crate::admin::document());
+    document
 }
 
-/// The body of every error answer.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    /// Stable and machine-readable, e.g. `payload_too_large`, `not_found`, `result_not_ready`.
-    #[schema(example = "payload_too_large")]
-    code: &'static str,
-    /// For people; its wording may change.
-    #[schema(example = "documents may be at most 26214400 bytes")]
-    message: String,
-}
+/// Built on first request; the routes cannot change while the process runs.
+static DOCUMENT: LazyLock<OpenApiDocument> = LazyLock::new(document);
 
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
-    }
-
-    fn not_found() -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such document")
-    }
-
-    pub(crate) fn unavailable(err: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %err, "backend unavailable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is temporarily unavailable; retry later")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status;
-        let body = Json(ErrorBody { code: self.code, message: self.message });
-        let mut response = (status, body).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            // The body may be partly unread: this connection cannot carry another request.
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
-
-impl From<IntakeError> for ApiError {
-    fn from(err: IntakeError) -> ApiError {
-        match err {
-            IntakeError::KeyReused => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used for a different document",
-            ),
-            other => ApiError::unavailable(other),
-        }
-    }
+/// This OpenAPI document
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object)),
+)]
+pub(crate) async fn serve_document() -> Json<&'static OpenApiDocument> {
+    Json(&DOCUMENT)
 }
 
 /// The tenant a request is authenticated as.
-pub struct Tenant(pub TenantId);
+pub(crate) struct Tenant(pub TenantId);
 
 impl FromRequestParts<ApiState> for Tenant {
     type Rejection = ApiError;
@@ -174,7 +135,7 @@ impl FromRequestParts<ApiState> for Tenant {
 
 /// A job as the API shows it: no lease, no storage keys.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DocumentView {
+pub(crate) struct DocumentView {
     pub id: JobId,
     pub status: JobStatus,
     pub document_type: DocumentType,
@@ -430,7 +391,7 @@ struct ListQuery {
 
 /// One page of a tenant's documents, newest first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DocumentList {
+pub(crate) struct DocumentList {
     pub documents: Vec<DocumentView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<JobId>,

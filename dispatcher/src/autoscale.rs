@@ -12,13 +12,15 @@ use shared::config::LaneConfig;
 use shared::domain::{Lane, TenantId};
 use shared::ports::{ScaleTarget, WorkerBeat};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::board::{LaneSample, Sample, SharedBoard, quantile};
 use crate::lifecycle;
-use crate::scaling::{Completion, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
-use crate::schedule::{LaneLoad, LaneWorkers, LoadBoard, WorkerBoard, lane_of};
+use scaling::lending::LaneWorkers;
+use scaling::{Completion, Decision, LaneObservation, ScalingConfig, ScalingPolicy, work_units};
+
+use crate::schedule::{LaneLoad, LoadBoard, WorkerBoard};
 
 /// How often the autoscaler decides.
 const TICK: Duration = Duration::from_secs(1);
@@ -34,7 +36,7 @@ struct Previous {
 }
 
 /// What the autoscaler reads and publishes besides the scale target.
-pub struct Boards {
+pub(crate) struct Boards {
     /// Waiting work per lane, published by the dispatcher loop.
     pub load: LoadBoard,
     /// Workers per lane, published here for the dispatcher (which lends idle small workers).
@@ -44,15 +46,34 @@ pub struct Boards {
 }
 
 /// The settings the autoscaler runs with.
-pub struct Settings {
+pub(crate) struct Settings {
     pub scaling: ScalingConfig,
     /// Which lane a document belongs in: a completion teaches its own lane's cost, whichever
     /// lane's worker did it (a large document done by a lent small worker).
     pub lanes: LaneConfig,
 }
 
+/// Logs a decision (a change at info, a hold at debug) and exports it as metrics:
+/// `surge_scaling_desired_workers{lane}` and
+/// `surge_scaling_decisions_total{lane, direction, reason}`.
+fn record(lane: Lane, decision: &Decision) {
+    if decision.changed() {
+        info!(%lane, from = decision.previous, to = decision.desired, reason = %decision.reason, "scaling");
+    } else {
+        debug!(%lane, workers = decision.desired, reason = %decision.reason, "scaling decision");
+    }
+    metrics::gauge!("surge_scaling_desired_workers", "lane" => lane.as_str()).set(decision.desired as f64);
+    metrics::counter!(
+        "surge_scaling_decisions_total",
+        "lane" => lane.as_str(),
+        "direction" => decision.direction(),
+        "reason" => decision.reason.kind(),
+    )
+    .increment(1);
+}
+
 /// Runs until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     target: Arc<dyn ScaleTarget>,
     settings: Settings,
     boards: Boards,
@@ -62,7 +83,8 @@ pub async fn run(
     let Boards { load, workers: workers_seen, dashboard: board } = boards;
     let Settings { scaling: config, lanes } = settings;
     let started = Instant::now();
-    let mut policies: BTreeMap<Lane, ScalingPolicy> = Lane::ALL.iter().map(|&l| (l, config.policy(l))).collect();
+    let mut policies: BTreeMap<Lane, ScalingPolicy> =
+        Lane::ALL.iter().map(|&l| (l, ScalingPolicy::new(config.lane(l).clone()))).collect();
     let mut previous = Previous::default();
     let mut ticks = tokio::time::interval(TICK);
     loop {
@@ -113,7 +135,7 @@ pub async fn run(
                 &mut previous,
             );
             let decision = policy.decide(started.elapsed(), &observation);
-            decision.record(lane);
+            record(lane, &decision);
             let (ready, busy) = (observation.ready_workers, observation.busy_workers);
             let workers = decision.desired.max(pool.running + pool.pending).max(ready);
             seen.insert(lane, LaneWorkers { workers, ready, idle: ready.saturating_sub(busy) });
@@ -194,7 +216,7 @@ fn new_completions(
             continue;
         }
         for done in &beat.completed {
-            by_lane.entry(lane_of(done.size, done.pages, lanes)).or_default().push(Completion {
+            by_lane.entry(lanes.lane_of(done.size, done.pages)).or_default().push(Completion {
                 duration: Duration::from_secs_f64(done.seconds.max(0.0)),
                 units: work_units(done.size, done.pages),
             });
@@ -379,5 +401,52 @@ mod tests {
         assert!(snapshot.seq >= 2, "published every tick: {snapshot:?}");
         assert_eq!(snapshot.lanes[&Lane::Small], LaneWorkers { workers: 12, ready: 12, idle: 2 });
         assert_eq!(snapshot.lanes[&Lane::Large], LaneWorkers { workers: 0, ready: 0, idle: 0 });
+    }
+
+    /// The scaling policy's own test lane: 60 s target, 20 s start-up.
+    fn policy_config() -> scaling::LaneScalingConfig {
+        scaling::LaneScalingConfig {
+            min_workers: 1,
+            max_workers: Some(50),
+            latency_target_secs: 60,
+            scale_down_stabilisation_secs: 120,
+            scale_down_min_saving_worker_secs: 100,
+            activation_wait_secs: 30,
+            startup_delay_secs: 20,
+            backlog_drain_secs: 60,
+            scale_up_min_wait_secs: 0,
+            initial_cost_secs_per_unit: 1.0,
+            ..scaling::LaneScalingConfig::default()
+        }
+    }
+
+    /// 600 one-unit jobs waiting.
+    fn waiting() -> LaneObservation {
+        LaneObservation { visible_jobs: 600, visible_units: 600.0, ..LaneObservation::default() }
+    }
+
+    #[test]
+    fn decisions_can_be_recorded_without_a_recorder() {
+        let mut policy = ScalingPolicy::new(policy_config());
+        record(Lane::Small, &policy.decide(Duration::ZERO, &waiting()));
+    }
+
+    #[test]
+    fn decisions_are_exported_with_direction_and_reason() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let mut policy = ScalingPolicy::new(policy_config());
+        metrics::with_local_recorder(&recorder, || {
+            record(Lane::Small, &policy.decide(Duration::ZERO, &waiting()));
+            record(Lane::Small, &policy.decide(Duration::from_secs(1), &waiting()));
+        });
+        let text = handle.render();
+        for line in [
+            r#"surge_scaling_decisions_total{lane="small",direction="up",reason="demand"} 1"#,
+            r#"surge_scaling_decisions_total{lane="small",direction="hold",reason="demand"} 1"#,
+            r#"surge_scaling_desired_workers{lane="small"} 10"#,
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 }

@@ -15,7 +15,7 @@ const KEEP: usize = 600;
 
 /// One lane in one sample.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LaneSample {
+pub(crate) struct LaneSample {
     pub backlog_jobs: u64,
     /// Waiting work in estimated worker-seconds.
     pub backlog_secs: f64,
@@ -31,45 +31,45 @@ pub struct LaneSample {
 
 /// What the autoscaler saw in one tick.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub at: DateTime<Utc>,
     pub lanes: BTreeMap<Lane, LaneSample>,
 }
 
 /// The board's contents.
 #[derive(Debug, Default)]
-pub struct Board {
+pub(crate) struct Board {
     samples: VecDeque<Sample>,
     busiest: Vec<(TenantId, u64)>,
 }
 
 /// The board as the autoscaler, the dispatcher and the dashboard share it. A std mutex: held
 /// only to copy or push.
-pub type SharedBoard = Arc<Mutex<Board>>;
+pub(crate) type SharedBoard = Arc<Mutex<Board>>;
 
 impl Board {
-    pub fn push(&mut self, sample: Sample) {
+    pub(crate) fn push(&mut self, sample: Sample) {
         if self.samples.len() == KEEP {
             self.samples.pop_front();
         }
         self.samples.push_back(sample);
     }
 
-    pub fn set_busiest(&mut self, busiest: Vec<(TenantId, u64)>) {
+    pub(crate) fn set_busiest(&mut self, busiest: Vec<(TenantId, u64)>) {
         self.busiest = busiest;
     }
 
-    pub fn samples(&self) -> Vec<Sample> {
+    pub(crate) fn samples(&self) -> Vec<Sample> {
         self.samples.iter().cloned().collect()
     }
 
-    pub fn busiest(&self) -> Vec<(TenantId, u64)> {
+    pub(crate) fn busiest(&self) -> Vec<(TenantId, u64)> {
         self.busiest.clone()
     }
 }
 
 /// The `q` quantile (0 to 1) of sorted `durations` (nearest rank), `None` when empty.
-pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -79,7 +79,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 
 /// The charts the dashboard shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chart {
+pub(crate) enum Chart {
     /// Jobs waiting per lane.
     Backlog,
     /// Workers desired and running per lane.
@@ -123,7 +123,7 @@ fn colour(lane: Lane) -> &'static str {
 }
 
 /// Draws `chart` from `samples` as a self-contained SVG document.
-pub fn render(chart: Chart, samples: &[Sample]) -> String {
+pub(crate) fn render(chart: Chart, samples: &[Sample]) -> String {
     let per_lane = |f: &dyn Fn(&LaneSample) -> Option<f64>, suffix: &str, dashed: bool| -> Vec<Series> {
         Lane::ALL
             .iter()

@@ -12,7 +12,7 @@ use shared::ports::{BlobError, CreateOutcome, QueueError, StoreError};
 
 /// What happened to an upload.
 #[derive(Debug)]
-pub enum Accepted {
+pub(crate) enum Accepted {
     /// A new job, durable and enqueued.
     Created(Job),
     /// The idempotency key was seen before with the same document: the earlier job.
@@ -20,7 +20,7 @@ pub enum Accepted {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum IntakeError {
+pub(crate) enum IntakeError {
     /// The idempotency key was used before for a different document.
     #[error("idempotency key was already used for a different document")]
     KeyReused,
@@ -33,13 +33,13 @@ pub enum IntakeError {
 }
 
 /// Where a job's document is stored.
-pub fn document_key(tenant: &TenantId, id: JobId) -> String {
+pub(crate) fn document_key(tenant: &TenantId, id: JobId) -> String {
     format!("documents/{tenant}/{id}")
 }
 
 /// Stores `bytes` for `tenant` and enqueues a job for it. Returns only when the document, the
 /// job record and the queue message are all durable.
-pub async fn accept(
+pub(crate) async fn accept(
     backends: &Backends,
     tenant: &TenantId,
     idempotency_key: Option<String>,
@@ -84,7 +84,7 @@ pub async fn accept(
 }
 
 /// Sends the incoming-queue messages for `jobs`.
-pub async fn enqueue(backends: &Backends, jobs: &[Job]) -> Result<(), QueueError> {
+pub(crate) async fn enqueue(backends: &Backends, jobs: &[Job]) -> Result<(), QueueError> {
     let bodies = jobs
         .iter()
         .map(|job| {
@@ -98,7 +98,7 @@ pub async fn enqueue(backends: &Backends, jobs: &[Job]) -> Result<(), QueueError
 
 /// A cheap page count: PDFs by their `/Type /Page` objects, everything else one page. Only
 /// used to pick a lane, so it may be off for compressed object streams.
-pub fn estimate_pages(document_type: DocumentType, bytes: &[u8]) -> u32 {
+pub(crate) fn estimate_pages(document_type: DocumentType, bytes: &[u8]) -> u32 {
     if document_type != DocumentType::Pdf {
         return 1;
     }

@@ -4,20 +4,21 @@
 //! [`serve`] runs the API and the dispatcher on given backends; [`up`] adds the worker pool and
 //! the first-start conveniences. Both are library functions so tests can start them.
 
-pub mod admin;
-pub mod api;
-pub mod autoscale;
+mod admin;
+mod api;
+mod autoscale;
 pub mod bench;
-pub mod board;
-pub mod intake;
-pub mod lifecycle;
-pub mod openapi;
-pub mod pool;
+mod board;
+mod error;
+mod intake;
+mod lifecycle;
+mod openapi;
+mod pool;
 pub mod recovery;
 pub mod running;
-pub mod scaling;
-pub mod schedule;
-pub mod simulate;
+mod schedule;
+
+pub use admin::{RollState, RollStatus};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -142,43 +143,16 @@ pub fn admin_token_in(data_dir: &std::path::Path) -> std::io::Result<String> {
     Ok(token)
 }
 
-/// Reads `[scaling]` from the config, so a mistake there names its key at start-up. A key
-/// left out keeps its lane's default (the large lane's defaults differ from the small one's).
-pub fn scaling_config(config: &Config) -> Result<ScalingConfig, UpError> {
-    let invalid = |e: toml::de::Error| UpError::Config(format!("[scaling]: {}", e.message()));
-    let toml::Value::Table(mut merged) = toml::Value::try_from(ScalingConfig::default()).expect("defaults serialise")
-    else {
-        unreachable!("ScalingConfig serialises to a table")
-    };
-    for (key, value) in &config.scaling {
-        match (merged.get_mut(key), value) {
-            (Some(toml::Value::Table(lane)), toml::Value::Table(overrides)) => {
-                lane.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            _ => {
-                merged.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    let scaling: ScalingConfig = toml::Value::Table(merged).try_into().map_err(invalid)?;
-    scaling.validate().map_err(|e| UpError::Config(e.to_string()))?;
-    Ok(scaling)
-}
-
-/// A local pool shares one machine: unless `[scaling.<lane>] max_workers` is set explicitly,
+/// A local pool shares one machine: unless `[scaling.<lane>] max_workers` is set,
 /// a lane may grow to twice the CPU count (at least its starting size), not to the cloud
 /// default.
 fn fit_to_this_machine(scaling: &mut ScalingConfig, config: &Config) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     for (lane, start) in [(Lane::Small, config.pool.small_workers), (Lane::Large, config.pool.large_workers)] {
-        let explicit = config
-            .scaling
-            .get(lane.as_str())
-            .and_then(|table| table.as_table())
-            .is_some_and(|table| table.contains_key("max_workers"));
-        if !explicit {
-            let lane_config = scaling.lane_mut(lane);
-            lane_config.max_workers = lane_config.max_workers.min((2 * cores).max(start)).max(lane_config.min_workers);
+        let lane_config = scaling.lane_mut(lane);
+        if lane_config.max_workers.is_none() {
+            lane_config.max_workers =
+                Some(lane_config.ceiling().min((2 * cores).max(start)).max(lane_config.min_workers));
         }
     }
 }
@@ -261,7 +235,7 @@ pub async fn up(
         tokio::spawn(async move { pool.supervise(stop).await })
     };
     let autoscaling = if config.pool.autoscale {
-        let mut scaling = scaling_config(&config)?;
+        let mut scaling = config.scaling.clone();
         if config.pool.ecs.is_none() {
             fit_to_this_machine(&mut scaling, &config);
         }
@@ -323,28 +297,5 @@ async fn backup_schedule(config: Config, stop: CancellationToken) {
                 tracing::error!(error = %err, "scheduled backup failed");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_partial_lane_table_keeps_that_lanes_other_defaults() {
-        let config =
-            Config { scaling: toml::from_str("[large]\nidle_before_zero_secs = 300\n").unwrap(), ..Config::default() };
-        let scaling = scaling_config(&config).unwrap();
-        assert_eq!(scaling.large.idle_before_zero_secs, 300);
-        assert!(scaling.large.scale_to_zero, "the large lane's own default survives");
-        assert_eq!(scaling.large.latency_target_secs, ScalingConfig::default().large.latency_target_secs);
-        assert_eq!(scaling.small, ScalingConfig::default().small);
-    }
-
-    #[test]
-    fn an_unknown_scaling_key_is_named() {
-        let config = Config { scaling: toml::from_str("[small]\nmax_wrokers = 3\n").unwrap(), ..Config::default() };
-        let error = scaling_config(&config).unwrap_err().to_string();
-        assert!(error.contains("max_wrokers"), "{error}");
     }
 }

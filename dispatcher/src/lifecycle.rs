@@ -16,25 +16,25 @@ use tracing::{info, warn};
 
 /// The live workers' latest beats, split by what the scaler cares about.
 #[derive(Debug, Default, Clone)]
-pub struct Census {
+pub(crate) struct Census {
     pub alive: Vec<WorkerBeat>,
     pub lost: Vec<WorkerBeat>,
 }
 
 /// Splits the registry's beats into alive and lost (silent for longer than `lost_after`).
-pub fn census(beats: Vec<WorkerBeat>, lost_after: Duration, now: chrono::DateTime<Utc>) -> Census {
+pub(crate) fn census(beats: Vec<WorkerBeat>, lost_after: Duration, now: chrono::DateTime<Utc>) -> Census {
     let lost_after = chrono::Duration::from_std(lost_after).unwrap_or(chrono::Duration::seconds(5));
     let (alive, lost) = beats.into_iter().partition(|beat| now - beat.last_seen <= lost_after);
     Census { alive, lost }
 }
 
 /// Hands a lost worker's jobs back (claim released, message visible now) and forgets it.
-pub async fn release_lost_worker(backends: &Backends, beat: &WorkerBeat) {
+pub(crate) async fn release_lost_worker(backends: &Backends, beat: &WorkerBeat) {
     warn!(worker_id = %beat.worker_id, pid = beat.pid, jobs = beat.in_flight.len(), "worker lost; handing its jobs back");
     for held in &beat.in_flight {
         let token = held.lease_token;
         let error = JobError {
-            code: "worker_lost".into(),
+            code: shared::domain::ErrorCode::WorkerLost,
             message: "the worker processing this job stopped responding".into(),
         };
         let released = backends
@@ -58,11 +58,11 @@ pub async fn release_lost_worker(backends: &Backends, beat: &WorkerBeat) {
 }
 
 /// The live workers' latest beats, as [`watch`] last saw them.
-pub type AliveWorkers = tokio::sync::watch::Receiver<Vec<WorkerBeat>>;
+pub(crate) type AliveWorkers = tokio::sync::watch::Receiver<Vec<WorkerBeat>>;
 
 /// Every second: looks at the heartbeats, releases workers that fell silent and publishes the
 /// live ones to `alive` (the autoscaler reads them there rather than listing the registry again).
-pub async fn watch(
+pub(crate) async fn watch(
     backends: Backends,
     lost_after: Duration,
     alive: tokio::sync::watch::Sender<Vec<WorkerBeat>>,

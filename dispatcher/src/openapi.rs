@@ -1,12 +1,9 @@
 //! The API's OpenAPI 3.1 document, served at `GET /openapi.json`.
 //!
-//! The paths come from the route registrations in [`crate::api::documented_routes`] (each
-//! handler's `#[utoipa::path]`); this module adds what is not about one route: the title and
-//! version, the tags and the bearer security scheme.
+//! The paths come from the route registrations in the `api` and `admin` modules (each
+//! handler's `#[utoipa::path]`), assembled by `api::document`; this module adds what is not
+//! about one route: the title and version, the tags and the bearer security scheme.
 
-use std::sync::LazyLock;
-
-use axum::Json;
 use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -58,28 +55,6 @@ impl Modify for BearerScheme {
 /// Name of the security scheme of the operator routes (`/admin`).
 pub(crate) const ADMIN: &str = "admin";
 
-/// The whole document: the frame plus every registered route, the API's and the operators'.
-pub fn document() -> OpenApiDocument {
-    let mut document = crate::api::documented_routes().into_openapi();
-    document.merge(crate::admin::document());
-    document
-}
-
-/// Built on first request; the routes cannot change while the process runs.
-static DOCUMENT: LazyLock<OpenApiDocument> = LazyLock::new(document);
-
-/// This OpenAPI document
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object)),
-)]
-pub(crate) async fn serve_document() -> Json<&'static OpenApiDocument> {
-    Json(&DOCUMENT)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -105,7 +80,7 @@ mod tests {
     const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
     fn document_json() -> Value {
-        serde_json::from_str(&document().to_json().unwrap()).unwrap()
+        serde_json::from_str(&crate::api::document().to_json().unwrap()).unwrap()
     }
 
     /// Every operation in the document as (path, method).

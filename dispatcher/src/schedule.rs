@@ -8,7 +8,7 @@
 //! between delivers it twice, which the workers' idempotency absorbs.
 //!
 //! While the large lane has no worker at all, its jobs stay held, and idle small-lane workers
-//! are lent to them ([`lendable`]): a night-time scan is done at once by a worker that was idle
+//! are lent to them ([`scaling::lending::lendable`]): a night-time scan is done at once by a worker that was idle
 //! anyway, instead of waking the large lane for it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -25,7 +25,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::scaling::work_units;
+use scaling::lending::{LaneWorkers, asleep, lendable};
+use scaling::work_units;
 
 fn units_of(message: &JobMessage) -> f64 {
     work_units(message.size, message.page_estimate)
@@ -34,7 +35,7 @@ fn units_of(message: &JobMessage) -> f64 {
 /// What the autoscaler needs to know about a lane's waiting work, published by the dispatcher
 /// loop on every tick.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LaneLoad {
+pub(crate) struct LaneLoad {
     /// Jobs held by the dispatcher for fair release.
     pub held_jobs: u64,
     pub held_units: f64,
@@ -50,27 +51,15 @@ pub struct LaneLoad {
 }
 
 /// Tenants named on the load board (and in metrics) per lane.
-pub const BUSIEST: usize = 5;
+pub(crate) const BUSIEST: usize = 5;
 
 /// The dispatcher's published [`LaneLoad`] per lane. A std mutex: held only to copy or update.
-pub type LoadBoard = Arc<std::sync::Mutex<BTreeMap<Lane, LaneLoad>>>;
-
-/// A lane's workers as the autoscaler last saw them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LaneWorkers {
-    /// Workers asked for or up: the most of the scale target's desired count, its running
-    /// and pending ones, and the workers beating.
-    pub workers: usize,
-    /// Workers beating (up and not draining).
-    pub ready: usize,
-    /// Of those, the ones with no job in flight.
-    pub idle: usize,
-}
+pub(crate) type LoadBoard = Arc<std::sync::Mutex<BTreeMap<Lane, LaneLoad>>>;
 
 /// The autoscaler's latest [`LaneWorkers`] per lane. Without an autoscaler it stays empty, and
 /// the dispatcher then neither holds a lane back nor lends workers.
 #[derive(Debug, Clone, Default)]
-pub struct WorkerSnapshot {
+pub(crate) struct WorkerSnapshot {
     /// Increases with every snapshot: the dispatcher lends at most once per snapshot, since
     /// the workers it lent to still look idle in it.
     pub seq: u64,
@@ -90,39 +79,16 @@ impl WorkerSnapshot {
 }
 
 /// The autoscaler's published [`WorkerSnapshot`]. A std mutex: held only to copy or update.
-pub type WorkerBoard = Arc<std::sync::Mutex<WorkerSnapshot>>;
-
-/// Whether the large lane has no worker at all: asked for, starting or up. Its jobs are then
-/// held rather than released into its queue, where no lent worker would see them.
-pub fn asleep(large: LaneWorkers) -> bool {
-    large.workers == 0
-}
-
-/// How many held large jobs idle small-lane workers may take now: none unless the large lane
-/// is asleep and no small job waits (held or in the lane queue); then all idle small workers
-/// but one, which stays free for the next small job. `in_flight` (the small lane queue's
-/// messages being worked on) caps the idle count when the workers' beats lag behind.
-pub fn lendable(small: LaneWorkers, large: LaneWorkers, small_waiting: u64, in_flight: u64) -> usize {
-    if !asleep(large) || small_waiting > 0 {
-        return 0;
-    }
-    let idle = small.idle.min(small.ready.saturating_sub(usize::try_from(in_flight).unwrap_or(usize::MAX)));
-    idle.saturating_sub(1)
-}
+pub(crate) type WorkerBoard = Arc<std::sync::Mutex<WorkerSnapshot>>;
 
 /// The lane a job belongs in.
-pub fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
-    lane_of(message.size, message.page_estimate, config)
-}
-
-/// The lane a document of `size` bytes and about `pages` pages belongs in.
-pub fn lane_of(size: u64, pages: u32, config: &LaneConfig) -> Lane {
-    if size >= config.large_from_bytes || pages >= config.large_from_pages { Lane::Large } else { Lane::Small }
+pub(crate) fn lane_for(message: &JobMessage, config: &LaneConfig) -> Lane {
+    config.lane_of(message.size, message.page_estimate)
 }
 
 /// A job the dispatcher holds until its lane has room.
 #[derive(Debug, Clone)]
-pub struct Held {
+pub(crate) struct Held {
     pub message: JobMessage,
     /// The incoming message's id, to recognise its redelivery.
     pub message_id: String,
@@ -151,7 +117,7 @@ impl Holding {
 
 /// Per-tenant round-robin queues for one lane. Pure and synchronous, so tests can drive it.
 #[derive(Debug, Default)]
-pub struct FairQueue {
+pub(crate) struct FairQueue {
     by_tenant: BTreeMap<TenantId, VecDeque<Held>>,
     /// Tenants with waiting jobs, in turn order.
     turns: VecDeque<TenantId>,
@@ -161,7 +127,7 @@ pub struct FairQueue {
 }
 
 impl FairQueue {
-    pub fn push(&mut self, held: Held) {
+    pub(crate) fn push(&mut self, held: Held) {
         let tenant = held.message.tenant.clone();
         let queue = self.by_tenant.entry(tenant.clone()).or_default();
         if queue.is_empty() {
@@ -173,7 +139,7 @@ impl FairQueue {
     }
 
     /// The next job: the oldest of the tenant whose turn it is.
-    pub fn pop(&mut self) -> Option<Held> {
+    pub(crate) fn pop(&mut self) -> Option<Held> {
         let tenant = self.turns.pop_front()?;
         let queue = self.by_tenant.get_mut(&tenant)?;
         let held = queue.pop_front();
@@ -190,25 +156,25 @@ impl FairQueue {
     }
 
     /// Estimated work of the held jobs.
-    pub fn units(&self) -> f64 {
+    pub(crate) fn units(&self) -> f64 {
         self.units
     }
 
     /// When the longest-waiting held job was accepted.
-    pub fn oldest_enqueued(&self) -> Option<chrono::DateTime<Utc>> {
+    pub(crate) fn oldest_enqueued(&self) -> Option<chrono::DateTime<Utc>> {
         self.by_tenant.values().filter_map(|q| q.front()).map(|h| h.message.enqueued_at).min()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Jobs waiting per tenant, largest first, at most `n` tenants.
-    pub fn busiest(&self, n: usize) -> Vec<(TenantId, usize)> {
+    pub(crate) fn busiest(&self, n: usize) -> Vec<(TenantId, usize)> {
         let mut counts: Vec<_> = self.by_tenant.iter().map(|(t, q)| (t.clone(), q.len())).collect();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         counts.truncate(n);
@@ -222,7 +188,7 @@ impl FairQueue {
 
 /// How deep a lane queue should be kept, from the rate its workers drain it.
 #[derive(Debug, Clone)]
-pub struct LaneGauge {
+pub(crate) struct LaneGauge {
     /// Smoothed jobs per second leaving the lane queue.
     rate: f64,
     last_total: u64,
@@ -242,7 +208,7 @@ impl Default for LaneGauge {
 impl LaneGauge {
     /// Records a depth sample (`total` = visible + in flight) and returns the target number of
     /// visible jobs: enough for `lookahead` of work at the observed rate.
-    pub fn sample(&mut self, total: u64, now: Instant, lookahead: Duration) -> u64 {
+    pub(crate) fn sample(&mut self, total: u64, now: Instant, lookahead: Duration) -> u64 {
         if let Some(last) = self.last_sample {
             let elapsed = now.duration_since(last).as_secs_f64();
             if elapsed > 0.0 {
@@ -259,12 +225,8 @@ impl LaneGauge {
         ((self.rate * lookahead.as_secs_f64()).ceil() as u64).max(MIN_LANE_DEPTH)
     }
 
-    pub fn released(&mut self, n: u64) {
+    pub(crate) fn released(&mut self, n: u64) {
         self.released_since += n;
-    }
-
-    pub fn rate(&self) -> f64 {
-        self.rate
     }
 }
 
@@ -276,7 +238,7 @@ const HOLD_REFRESH: Duration = Duration::from_secs(10);
 
 /// Runs the dispatcher until `shutdown`. Held messages are simply left in flight on shutdown:
 /// they become visible again and the next dispatcher picks them up.
-pub async fn run(
+pub(crate) async fn run(
     backends: Backends,
     lanes: LaneConfig,
     config: DispatcherConfig,
@@ -675,16 +637,28 @@ mod tests {
     }
 
     #[test]
-    fn only_spare_small_workers_are_lent_and_only_to_a_sleeping_large_lane() {
-        let small = |ready, idle| LaneWorkers { workers: ready, ready, idle };
+    fn lane_target_follows_the_drain_rate() {
+        let mut gauge = LaneGauge::default();
+        let start = Instant::now();
+        let lookahead = Duration::from_millis(100);
+        assert_eq!(gauge.sample(0, start, lookahead), MIN_LANE_DEPTH);
+        // 1000 released, all drained within a second: ~1000 jobs/s.
+        gauge.released(1000);
+        let target = gauge.sample(0, start + Duration::from_secs(1), lookahead);
+        assert!(target >= 50, "target {target} grows with the rate");
+        // Nothing drains for a while: the target decays back toward the minimum.
+        let mut t = start + Duration::from_secs(1);
+        let mut last = target;
+        for _ in 0..100 {
+            t += Duration::from_secs(1);
+            last = gauge.sample(0, t, lookahead);
+        }
+        assert_eq!(last, MIN_LANE_DEPTH);
+    }
+
+    #[test]
+    fn a_stale_snapshot_holds_nothing_back() {
         let asleep = LaneWorkers::default();
-        assert_eq!(lendable(small(3, 3), asleep, 0, 0), 2, "one small worker stays idle");
-        assert_eq!(lendable(small(1, 1), asleep, 0, 0), 0);
-        assert_eq!(lendable(small(3, 3), asleep, 1, 0), 0, "a small job waits");
-        assert_eq!(lendable(small(3, 3), LaneWorkers { workers: 1, ready: 0, idle: 0 }, 0, 0), 0, "waking");
-        assert_eq!(lendable(small(3, 3), asleep, 0, 2), 0, "beats lag: the queue says two are busy");
-        assert!(super::asleep(asleep));
-        assert!(!super::asleep(LaneWorkers { workers: 1, ready: 0, idle: 0 }), "one asked for");
         let stale = WorkerSnapshot {
             seq: 1,
             taken_at: Some(Instant::now() - 2 * SNAPSHOT_TTL),
@@ -756,25 +730,5 @@ mod tests {
         shutdown.cancel();
         dispatcher.await.unwrap();
         assert_eq!(backends.incoming.depth().await.unwrap().visible, 0, "every scan was acked on incoming");
-    }
-
-    #[test]
-    fn lane_target_follows_the_drain_rate() {
-        let mut gauge = LaneGauge::default();
-        let start = Instant::now();
-        let lookahead = Duration::from_millis(100);
-        assert_eq!(gauge.sample(0, start, lookahead), MIN_LANE_DEPTH);
-        // 1000 released, all drained within a second: ~1000 jobs/s.
-        gauge.released(1000);
-        let target = gauge.sample(0, start + Duration::from_secs(1), lookahead);
-        assert!(target >= 50, "target {target} grows with the rate");
-        // Nothing drains for a while: the target decays back toward the minimum.
-        let mut t = start + Duration::from_secs(1);
-        let mut last = target;
-        for _ in 0..100 {
-            t += Duration::from_secs(1);
-            last = gauge.sample(0, t, lookahead);
-        }
-        assert_eq!(last, MIN_LANE_DEPTH);
     }
 }

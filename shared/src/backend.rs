@@ -1,48 +1,12 @@
-//! Opens the ports for a region and names its queues; the one place that picks a backend.
+//! Opens a region's ports on its backend (embedded or AWS): the one place that picks a backend.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, RegionConfig};
+use crate::config::RegionConfig;
 use crate::domain::Lane;
 use crate::embedded::{EmbeddedQueues, FsBlobStore, Redrive, SqliteState};
-use crate::ports::{BlobStore, JobStore, Queue, TenantDirectory, WorkerRegistry};
-use crate::region::{Topology, TopologyError};
-
-/// Queue names, shared by every backend.
-pub mod queue_names {
-    use crate::domain::Lane;
-
-    /// Where the API puts every accepted job; read by the dispatcher only.
-    pub const INCOMING: &str = "incoming";
-    /// Jobs that ran out of attempts, for operators to inspect and replay.
-    pub const DEAD_LETTER: &str = "dead-letter";
-    /// The replication outbox: changes still to ship to the other region.
-    pub const REPLICATION: &str = "replication";
-
-    /// The queue a lane's workers read.
-    pub fn lane(lane: Lane) -> &'static str {
-        match lane {
-            Lane::Small => "lane-small",
-            Lane::Large => "lane-large",
-        }
-    }
-}
-
-/// Every port of one region, ready to use.
-#[derive(Clone)]
-pub struct Backends {
-    pub jobs: Arc<dyn JobStore>,
-    pub tenants: Arc<dyn TenantDirectory>,
-    pub workers: Arc<dyn WorkerRegistry>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub incoming: Arc<dyn Queue>,
-    pub small_lane: Arc<dyn Queue>,
-    pub large_lane: Arc<dyn Queue>,
-    pub dead_letter: Arc<dyn Queue>,
-    /// Changes still to be shipped to the other region (`crate::replication`).
-    pub replication: Arc<dyn Queue>,
-}
+pub use crate::ports::{Backends, queue_names};
 
 /// Why the backends could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -54,24 +18,6 @@ pub enum OpenError {
 }
 
 impl Backends {
-    /// Every queue of the region, in pipeline order (incoming, lanes, dead letters, outbox).
-    pub fn queues(&self) -> [&Arc<dyn Queue>; 5] {
-        [&self.incoming, &self.small_lane, &self.large_lane, &self.dead_letter, &self.replication]
-    }
-
-    pub fn lane(&self, lane: Lane) -> &Arc<dyn Queue> {
-        match lane {
-            Lane::Small => &self.small_lane,
-            Lane::Large => &self.large_lane,
-        }
-    }
-
-    /// Opens the active region as `config` and the region epoch say, mirrored to the other
-    /// region (see [`Topology`]). Processes that must stop when demoted use [`Topology`].
-    pub async fn open(config: &Config) -> Result<Backends, TopologyError> {
-        Ok(Topology::open(config).await?.backends())
-    }
-
     /// Opens one region's own ports (nothing mirrored), creating an embedded one if needed.
     pub async fn open_region(region: &RegionConfig, max_attempts: u32) -> Result<Backends, OpenError> {
         match region {

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use scaling::{LaneConfig, LaneScalingConfig, ScalingConfig};
+
 /// Everything a Surge process needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,9 +34,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub dispatcher: DispatcherConfig,
     pub pool: PoolConfig,
-    /// The autoscaler's settings per lane (`[scaling.small]`, `[scaling.large]`). Read and
-    /// validated by the dispatcher (`dispatcher::scaling::ScalingConfig`), which owns them.
-    pub scaling: toml::Table,
+    /// The autoscaler's settings per lane (`[scaling.small]`, `[scaling.large]`). A key left
+    /// out keeps its lane's default (the large lane's defaults differ from the small one's).
+    pub scaling: ScalingConfig,
     /// Planned work (`[[maintenance]]`): announced on `/v1/status` and the dashboard, and
     /// `surge_maintenance_active` is 1 while one is on, so alert rules can stay quiet.
     pub maintenance: Vec<MaintenanceWindow>,
@@ -185,15 +187,6 @@ pub struct ApiConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LaneConfig {
-    /// Documents of at least this many bytes go to the `large` lane.
-    pub large_from_bytes: u64,
-    /// Documents of at least this many pages (estimated) go to the `large` lane.
-    pub large_from_pages: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// Jobs a worker process holds at once (received and not yet acked).
     pub concurrency: usize,
@@ -320,7 +313,7 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             dispatcher: DispatcherConfig::default(),
             pool: PoolConfig::default(),
-            scaling: toml::Table::new(),
+            scaling: ScalingConfig::default(),
             secondary: None,
             replication: ReplicationConfig::default(),
             backup: BackupConfig::default(),
@@ -337,12 +330,6 @@ impl Default for ApiConfig {
             max_concurrent_uploads: 64,
             admin_token: None,
         }
-    }
-}
-
-impl Default for LaneConfig {
-    fn default() -> LaneConfig {
-        LaneConfig { large_from_bytes: 2 * 1024 * 1024, large_from_pages: 10 }
     }
 }
 
@@ -405,6 +392,8 @@ pub enum ConfigError {
     Parse(String),
     #[error("invalid config: `{key}` {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("invalid config: `scaling.{}` {}", .0.key, .0.problem)]
+    Scaling(scaling::ScalingConfigError),
 }
 
 impl Config {
@@ -425,6 +414,9 @@ impl Config {
             }
             let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
             set_path(&mut table, &keys, parse_env_value(value));
+        }
+        if let Some(toml::Value::Table(scaling)) = table.get_mut("scaling") {
+            over_lane_defaults(scaling)?;
         }
         let config: Config = toml::Value::Table(table)
             .try_into()
@@ -481,6 +473,7 @@ impl Config {
                 problem: "a window must end after it starts".into(),
             });
         }
+        self.scaling.validate().map_err(ConfigError::Scaling)?;
         if self.api.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::Invalid {
                 key: "api.admin_token",
@@ -494,6 +487,22 @@ impl Config {
     pub fn process_env() -> BTreeMap<String, String> {
         std::env::vars().filter(|(k, _)| k.starts_with("SURGE_")).collect()
     }
+}
+
+/// Lays a partial `[scaling.<lane>]` table over that lane's defaults, so a key left out keeps
+/// its own lane's default rather than the small lane's (what serde's `default` would give).
+fn over_lane_defaults(scaling: &mut toml::Table) -> Result<(), ConfigError> {
+    let invalid = |e: toml::ser::Error| ConfigError::Parse(format!("[scaling]: {e}"));
+    let toml::Value::Table(defaults) = toml::Value::try_from(ScalingConfig::default()).map_err(invalid)? else {
+        return Err(ConfigError::Parse("[scaling]: defaults are not a table".into()));
+    };
+    for (lane, lane_defaults) in defaults {
+        if let (Some(toml::Value::Table(given)), toml::Value::Table(mut merged)) = (scaling.get(&lane), lane_defaults) {
+            merged.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+            scaling.insert(lane, toml::Value::Table(merged));
+        }
+    }
+    Ok(())
 }
 
 fn validate_aws(section: &'static str, aws: &AwsSettings) -> Result<(), ConfigError> {
@@ -659,5 +668,29 @@ mod tests {
         assert_eq!(worker.retry_delay(1), Duration::from_millis(100));
         assert_eq!(worker.retry_delay(3), Duration::from_millis(400));
         assert_eq!(worker.retry_delay(30), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_partial_lane_table_keeps_that_lanes_other_defaults() {
+        let env = BTreeMap::from([("SURGE_SCALING__LARGE__IDLE_BEFORE_ZERO_SECS".to_owned(), "300".to_owned())]);
+        let scaling = Config::load(None, &env).unwrap().scaling;
+        assert_eq!(scaling.large.idle_before_zero_secs, 300);
+        assert!(scaling.large.scale_to_zero, "the large lane's own default survives");
+        assert_eq!(scaling.large.latency_target_secs, ScalingConfig::default().large.latency_target_secs);
+        assert_eq!(scaling.small, ScalingConfig::default().small);
+    }
+
+    #[test]
+    fn an_unknown_scaling_key_is_named() {
+        let env = BTreeMap::from([("SURGE_SCALING__SMALL__MAX_WROKERS".to_owned(), "3".to_owned())]);
+        let error = Config::load(None, &env).unwrap_err().to_string();
+        assert!(error.contains("max_wrokers"), "{error}");
+    }
+
+    #[test]
+    fn an_invalid_scaling_value_names_its_key() {
+        let env = BTreeMap::from([("SURGE_SCALING__LARGE__MIN_WORKERS".to_owned(), "500".to_owned())]);
+        let error = Config::load(None, &env).unwrap_err().to_string();
+        assert!(error.contains("scaling.large.min_workers"), "{error}");
     }
 }

@@ -139,42 +139,9 @@ impl DocumentType {
     }
 }
 
-/// Scheduling lane. Large documents run on their own workers so they never block small ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lane {
-    Small,
-    Large,
-}
-
-impl Lane {
-    pub const ALL: [Lane; 2] = [Lane::Small, Lane::Large];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lane::Small => "small",
-            Lane::Large => "large",
-        }
-    }
-}
-
-impl fmt::Display for Lane {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Lane {
-    type Err = InvalidId;
-
-    fn from_str(s: &str) -> Result<Lane, InvalidId> {
-        match s {
-            "small" => Ok(Lane::Small),
-            "large" => Ok(Lane::Large),
-            _ => Err(InvalidId("lane")),
-        }
-    }
-}
+/// Scheduling lanes live with the scaling model, which needs them without the rest of the
+/// domain; they are domain types all the same.
+pub use scaling::{Lane, PerLane};
 
 /// Where a job is in its life.
 ///
@@ -271,8 +238,81 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct JobError {
     /// Stable machine-readable code, e.g. `not_an_invoice`.
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
+}
+
+impl JobError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> JobError {
+        JobError { code, message: message.into() }
+    }
+}
+
+/// Every code a job's error can carry, serialised as the snake_case codes tenants see. The first
+/// group lies with the document (never retried); the second with the machine (retried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MalformedDocument,
+    NotAnInvoice,
+    RejectedDocument,
+    UnsupportedFormat,
+    EncryptedDocument,
+    DocumentTooLarge,
+    OverBudget,
+    TimeBudgetExceeded,
+    DocumentMissing,
+    InternalError,
+    ExtractorUnavailable,
+    BlobStoreUnavailable,
+    JobStoreUnavailable,
+    WorkerStopping,
+    WorkerStopped,
+    WorkerLost,
+    AttemptsExhausted,
+    Dead,
+    /// A code this build does not know (written by a newer version); shown as `unknown`.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedDocument => "malformed_document",
+            ErrorCode::NotAnInvoice => "not_an_invoice",
+            ErrorCode::RejectedDocument => "rejected_document",
+            ErrorCode::UnsupportedFormat => "unsupported_format",
+            ErrorCode::EncryptedDocument => "encrypted_document",
+            ErrorCode::DocumentTooLarge => "document_too_large",
+            ErrorCode::OverBudget => "over_budget",
+            ErrorCode::TimeBudgetExceeded => "time_budget_exceeded",
+            ErrorCode::DocumentMissing => "document_missing",
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::ExtractorUnavailable => "extractor_unavailable",
+            ErrorCode::BlobStoreUnavailable => "blob_store_unavailable",
+            ErrorCode::JobStoreUnavailable => "job_store_unavailable",
+            ErrorCode::WorkerStopping => "worker_stopping",
+            ErrorCode::WorkerStopped => "worker_stopped",
+            ErrorCode::WorkerLost => "worker_lost",
+            ErrorCode::AttemptsExhausted => "attempts_exhausted",
+            ErrorCode::Dead => "dead",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// Compares with the code as tenants see it, e.g. `code == "not_an_invoice"`.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A transition the status machine refuses.
@@ -550,7 +590,7 @@ mod tests {
     }
 
     fn error() -> JobError {
-        JobError { code: "x".into(), message: "y".into() }
+        JobError { code: ErrorCode::InternalError, message: "y".into() }
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod aws;
 pub mod backend;
 pub mod chart;
 pub mod config;
+/// Contract suites for the ports: test support, compiled only for tests (`test-support`).
+#[cfg(any(test, feature = "test-support"))]
 pub mod contract;
 pub mod domain;
 pub mod embedded;

@@ -17,10 +17,18 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backends, OpenError};
+use crate::backend::OpenError;
 use crate::config::{Config, RegionConfig, ReplicationMode};
-use crate::ports::{BlobError, BlobStore};
+use crate::ports::{Backends, BlobError, BlobStore};
 use crate::replication::{Mirror, mirrored};
+
+impl Backends {
+    /// Opens the active region as `config` and the region epoch say, mirrored to the other
+    /// region (see [`Topology`]). Processes that must stop when demoted use [`Topology`].
+    pub async fn open(config: &Config) -> Result<Backends, TopologyError> {
+        Ok(Topology::open(config).await?.backends())
+    }
+}
 
 /// Where each region keeps its copy of the epoch.
 pub const EPOCH_KEY: &str = "region/epoch.json";

@@ -27,9 +27,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backends;
 use crate::config::ReplicationMode;
 use crate::domain::{Job, JobId, JobStatus, TenantId};
+use crate::ports::Backends;
 use crate::ports::{
     BlobError, BlobMeta, BlobStore, CreateOutcome, JobPage, JobStore, Queue, QueueError, Receipt, StoreError,
     TenantDirectory, TenantError, Transition,

@@ -5,7 +5,7 @@
 //! goes to a rounding-differences account and a warning says so; the bookkeeper decides.
 
 use rust_decimal::Decimal;
-pub use shared::chart::{Account, Chart, LedgerRule, RateAccount};
+use shared::chart::{Account, Chart};
 use shared::proposal::{BookingProposal, DocumentKind, JournalEntry, Party};
 
 /// Net and VAT at one rate.
@@ -28,7 +28,7 @@ struct Posting {
 /// the creditors account. A credit note is booked the other way round, and a negative amount
 /// moves to the other side, so every debit and credit is zero or more. The entries always
 /// balance; assumptions and differences are added to `proposal.warnings`.
-pub fn book(proposal: &mut BookingProposal, chart: &Chart) {
+pub(crate) fn book(proposal: &mut BookingProposal, chart: &Chart) {
     let mut warnings = Vec::new();
     let label = document_label(proposal);
     let amounts = amounts_by_rate(proposal, &mut warnings);
@@ -214,6 +214,7 @@ fn journal_entry(posting: Posting, direction: Decimal) -> JournalEntry {
 #[cfg(test)]
 mod tests {
     use rust_decimal_macros::dec;
+    use shared::chart::LedgerRule;
     use shared::proposal::{SourceFormat, VatBreakdown};
 
     use super::*;

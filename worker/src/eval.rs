@@ -26,16 +26,16 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use shared::chart::Chart;
 use shared::domain::DocumentType;
 use shared::proposal::BookingProposal;
 
-use crate::booking::Chart;
 use crate::einvoice;
 use crate::extract::{self, ExtractOptions};
 
 /// Fields of the accuracy targets for the text route on Factur-X PDFs: invoice number, dates,
 /// totals and VAT breakdown.
-pub const CORE_FIELDS: [&str; 10] = [
+pub(crate) const CORE_FIELDS: [&str; 10] = [
     "invoice_number",
     "issue_date",
     "due_date",
@@ -62,7 +62,7 @@ pub enum EvalError {
 /// An expected value, in the form it is compared in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Expected {
+pub(crate) enum Expected {
     /// A normalised string (see the module documentation).
     Text(String),
     /// An amount, trailing zeros removed.
@@ -76,39 +76,39 @@ pub enum Expected {
 
 /// One compared field of one document.
 #[derive(Debug, Clone, Serialize)]
-pub struct FieldResult {
+pub(crate) struct FieldResult {
     /// Proposal field name (`invoice_number`, `totals.gross`, ...).
-    pub field: String,
+    pub(crate) field: String,
     /// Whether the extracted value equals the expected one.
-    pub right: bool,
-    pub expected: Expected,
+    pub(crate) right: bool,
+    pub(crate) expected: Expected,
     /// What extraction gave, if anything.
-    pub found: Option<Expected>,
+    pub(crate) found: Option<Expected>,
 }
 
 /// The comparison for one document.
 #[derive(Debug, Clone, Serialize)]
-pub struct DocumentResult {
+pub(crate) struct DocumentResult {
     /// The document evaluated.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Why extraction failed, if it did (every field then counts as wrong).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Every field the ground truth states.
-    pub fields: Vec<FieldResult>,
+    pub(crate) fields: Vec<FieldResult>,
 }
 
 /// Right and compared counts for one field over all documents.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FieldAccuracy {
+pub(crate) struct FieldAccuracy {
     /// Fields extracted right.
-    pub right: usize,
+    pub(crate) right: usize,
     /// Fields compared.
-    pub total: usize,
+    pub(crate) total: usize,
 }
 
 impl FieldAccuracy {
     /// Share right, from 0 to 1 (1 when nothing was compared).
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         if self.total == 0 { 1.0 } else { self.right as f64 / self.total as f64 }
     }
 }
@@ -117,12 +117,12 @@ impl FieldAccuracy {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// One result per document with a ground truth, in path order.
-    pub documents: Vec<DocumentResult>,
+    pub(crate) documents: Vec<DocumentResult>,
 }
 
 impl Report {
     /// Accuracy per field, by field name.
-    pub fn per_field(&self) -> BTreeMap<String, FieldAccuracy> {
+    pub(crate) fn per_field(&self) -> BTreeMap<String, FieldAccuracy> {
         let mut fields: BTreeMap<String, FieldAccuracy> = BTreeMap::new();
         for result in self.documents.iter().flat_map(|d| &d.fields) {
             let entry = fields.entry(result.field.clone()).or_default();
@@ -133,12 +133,12 @@ impl Report {
     }
 
     /// Accuracy over every compared field.
-    pub fn overall(&self) -> FieldAccuracy {
+    pub(crate) fn overall(&self) -> FieldAccuracy {
         self.sum(|_| true)
     }
 
     /// Accuracy over the [`CORE_FIELDS`].
-    pub fn core(&self) -> FieldAccuracy {
+    pub(crate) fn core(&self) -> FieldAccuracy {
         self.sum(|field| CORE_FIELDS.contains(&field))
     }
 

@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use shared::chart::Chart;
 use shared::config::Config;
-use shared::domain::{DocumentType, Lane};
-use shared::region::Topology;
+use shared::domain::Lane;
 use shared::telemetry::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
-use worker::booking::Chart;
-use worker::extract::{ExtractOptions, Limits};
-use worker::protection::ProtectionSettings;
+use worker::extract::ExtractOptions;
+use worker::limits::Limits;
+use worker::local_file::extract_local_file;
+use worker::protection::{AGENT_URI_VAR, ProtectionSettings};
 use worker::run::WorkerOptions;
 
 #[derive(Parser)]
@@ -96,19 +96,6 @@ impl ReadingArgs {
     }
 }
 
-fn guess_type(path: &std::path::Path) -> Option<DocumentType> {
-    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-    let media_type = match extension.as_str() {
-        "xml" => "application/xml",
-        "pdf" => "application/pdf",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "tif" | "tiff" => "image/tiff",
-        _ => return None,
-    };
-    DocumentType::from_media_type(media_type)
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env = Config::process_env();
@@ -116,28 +103,13 @@ fn main() -> anyhow::Result<()> {
     telemetry::init_tracing(cli.log_format, &filter);
     match cli.command {
         Command::Extract { file, content_type, reading } => {
-            let document_type = match content_type {
-                Some(media_type) => DocumentType::from_media_type(&media_type)
-                    .with_context(|| format!("unsupported content type {media_type}"))?,
-                None => guess_type(&file)
-                    .with_context(|| format!("cannot tell the type of {}; pass --content-type", file.display()))?,
-            };
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let proposal = worker::extract::extract_with(&bytes, document_type, &Chart::default(), &reading.options())
-                .with_context(|| format!("cannot extract {}", file.display()))?;
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{}", serde_json::to_string_pretty(&proposal)?);
-            }
+            let proposal = extract_local_file(&file, content_type.as_deref(), &reading.options())?;
+            print(&serde_json::to_string_pretty(&proposal)?);
             Ok(())
         }
         Command::Eval { dir, json, reading } => {
             let report = worker::eval::evaluate(&dir, &reading.options())?;
-            let output = if json { serde_json::to_string_pretty(&report)? } else { report.table() };
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{output}");
-            }
+            print(&if json { serde_json::to_string_pretty(&report)? } else { report.table() });
             Ok(())
         }
         Command::Run { data_dir, lanes, debug_delay_ms, processor } => {
@@ -152,35 +124,32 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .map(|l| l.parse::<Lane>().map_err(|_| anyhow::anyhow!("unknown lane {l:?}; expected small or large")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let protection = std::env::var(AGENT_URI_VAR)
+                .ok()
+                .and_then(|uri| ProtectionSettings::new(uri, config.worker.scale_in_protection_minutes));
+            let options = WorkerOptions {
+                lanes,
+                chart: Chart::default(),
+                debug_delay: Duration::from_millis(debug_delay_ms.max(config.worker.debug_delay_ms)),
+                protection,
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .max_blocking_threads(config.worker.cpu_threads + 8)
                 .enable_all()
                 .build()?;
             runtime.block_on(async move {
-                let topology = Topology::open(&config).await?;
-                let backends = topology.backends();
                 let shutdown = CancellationToken::new();
                 tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
-                // A demoted region's worker stops taking jobs as soon as it sees the newer epoch.
-                let fenced = topology.fence(Duration::from_millis(config.replication.check_every_ms), &shutdown);
-                let stop = shutdown.clone();
-                tokio::spawn(async move {
-                    fenced.cancelled().await;
-                    stop.cancel();
-                });
-                let protection = std::env::var(worker::protection::AGENT_URI_VAR)
-                    .ok()
-                    .and_then(|uri| ProtectionSettings::new(uri, config.worker.scale_in_protection_minutes));
-                let options = WorkerOptions {
-                    lanes,
-                    chart: Chart::default(),
-                    debug_delay: Duration::from_millis(debug_delay_ms.max(config.worker.debug_delay_ms)),
-                    protection,
-                };
-                worker::run::run(backends, config.worker.clone(), options, shutdown).await?;
-                Ok(())
-            })
+                worker::run::run_in_active_region(&config, options, shutdown).await
+            })?;
+            Ok(())
         }
     }
+}
+
+/// Prints a command's output.
+#[allow(clippy::print_stdout)] // This is the CLI: stdout is its output.
+fn print(output: &str) {
+    println!("{output}");
 }

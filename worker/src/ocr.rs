@@ -9,7 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::extract::{ExtractError, Limits};
+use crate::error::ExtractError;
+use crate::limits::Limits;
 use crate::sandbox::{Budget, Tool};
 
 /// Resolution pages are rasterised at.

@@ -34,11 +34,11 @@ pub const AGENT_URI_VAR: &str = "ECS_AGENT_URI";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectionSettings {
     /// `$ECS_AGENT_URI`.
-    pub agent_uri: String,
+    pub(crate) agent_uri: String,
     /// Protection asked for at a time; ECS accepts 1 to 2,880 minutes.
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
     /// Idle time after which protection is released.
-    pub release_after: Duration,
+    pub(crate) release_after: Duration,
 }
 
 impl ProtectionSettings {
@@ -59,7 +59,7 @@ impl ProtectionSettings {
 
 /// Why a call to the agent did not set the protection.
 #[derive(Debug, thiserror::Error)]
-pub enum ProtectionError {
+pub(crate) enum ProtectionError {
     #[error("agent unreachable: {0}")]
     Unreachable(#[from] reqwest::Error),
     /// The agent answered with a failure or an error (e.g. `TASK_NOT_VALID`,
@@ -92,13 +92,13 @@ struct AgentFailure {
 }
 
 /// The client of the agent's task-protection endpoint.
-pub struct TaskProtection {
+pub(crate) struct TaskProtection {
     settings: ProtectionSettings,
     client: reqwest::Client,
 }
 
 impl TaskProtection {
-    pub fn new(settings: ProtectionSettings) -> TaskProtection {
+    pub(crate) fn new(settings: ProtectionSettings) -> TaskProtection {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         TaskProtection { settings, client }
     }
@@ -108,7 +108,7 @@ impl TaskProtection {
     }
 
     /// Sets the task's protection; answers whether the agent reports it enabled.
-    pub async fn set(&self, enabled: bool) -> Result<bool, ProtectionError> {
+    pub(crate) async fn set(&self, enabled: bool) -> Result<bool, ProtectionError> {
         let body = if enabled {
             json!({"ProtectionEnabled": true, "ExpiresInMinutes": self.settings.expires_in_minutes()})
         } else {
@@ -139,7 +139,7 @@ impl TaskProtection {
 
     /// Keeps the task protected while `held` (jobs this worker holds) is above zero, for one
     /// lifetime per busy spell at most, until `stop` is cancelled.
-    pub async fn keep(self, mut held: watch::Receiver<usize>, stop: CancellationToken) {
+    pub(crate) async fn keep(self, mut held: watch::Receiver<usize>, stop: CancellationToken) {
         let mut guard = Guard::new(self.settings.lifetime, self.settings.release_after);
         loop {
             let now = Instant::now();

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::extract::{ExtractError, Limits};
+use crate::error::ExtractError;
+use crate::limits::Limits;
 
 /// What `prlimit` prints when it cannot start the tool (it then exits with 127).
 const EXEC_FAILED: &str = "failed to execute";

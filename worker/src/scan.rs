@@ -13,7 +13,8 @@ use image::{ImageFormat, ImageReader, imageops::FilterType};
 use shared::domain::DocumentType;
 use shared::proposal::{BookingProposal, SourceFormat};
 
-use crate::extract::{ExtractError, Limits};
+use crate::error::ExtractError;
+use crate::limits::Limits;
 use crate::ocr;
 use crate::sandbox::Budget;
 use crate::text;

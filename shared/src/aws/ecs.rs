@@ -7,7 +7,6 @@
 //! scale-in (`worker::protection`), and ECS picks among the unprotected, idle ones.
 
 use async_trait::async_trait;
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ecs::Client;
 
 use super::service_error::CallError;
@@ -24,7 +23,7 @@ pub struct EcsScaleTarget {
 impl EcsScaleTarget {
     /// Connects with the standard credential chain; checks nothing until first used.
     pub async fn connect(settings: &EcsSettings) -> EcsScaleTarget {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
+        let mut loader = super::sdk_loader(&settings.region);
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
         }

@@ -4,7 +4,7 @@
 //! Bucket layout: blobs at their own keys (`documents/…`, `results/…`); job records and their
 //! indexes under `jobs/` (see `s3_jobs`); tenants under `tenants/` and `api-keys/`; claim-checked
 //! queue payloads under `queue-payloads/`. Queues are named `{queue_prefix}{name}` for the names
-//! in [`crate::backend::queue_names`].
+//! in [`crate::ports::queue_names`].
 //!
 //! [`bootstrap`] creates the bucket and the queues; [`open`] only connects to them and fails,
 //! naming `surge aws bootstrap`, when something is missing. Both use one shared `SdkConfig` with
@@ -26,11 +26,12 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
+use aws_smithy_http_client::tls;
 
-use crate::backend::{Backends, queue_names};
 use crate::config::AwsSettings;
 use crate::domain::Lane;
 use crate::ports::Queue;
+use crate::ports::{Backends, queue_names};
 pub use ecs::EcsScaleTarget;
 use objects::Bucket;
 pub use provision::bootstrap;
@@ -65,7 +66,7 @@ struct Clients {
 
 /// Builds the clients for `settings`. `credentials` overrides the standard chain (tests only).
 async fn connect(settings: &AwsSettings, credentials: Option<Credentials>) -> Clients {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(settings.region.clone()));
+    let mut loader = sdk_loader(&settings.region);
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -76,6 +77,15 @@ async fn connect(settings: &AwsSettings, credentials: Option<Credentials>) -> Cl
     let path_style = settings.force_path_style.unwrap_or(settings.endpoint_url.is_some());
     let s3_config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(path_style).build();
     Clients { s3: aws_sdk_s3::Client::from_conf(s3_config), sqs: aws_sdk_sqs::Client::new(&shared) }
+}
+
+/// The standard credential chain for `region`, over an HTTPS client on rustls with ring (the
+/// SDK's default, aws-lc, takes minutes of C compilation and brings nothing Surge uses).
+fn sdk_loader(region: &str) -> aws_config::ConfigLoader {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned())).http_client(http_client)
 }
 
 /// Opens every port on the bucket and queues that [`bootstrap`] created. Creates nothing; a

@@ -12,9 +12,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use super::objects::Bucket;
 use super::service_error::CallError;
 use super::{AwsError, Clients, connect};
-use crate::backend::queue_names;
 use crate::config::AwsSettings;
 use crate::domain::Lane;
+use crate::ports::queue_names;
 
 /// How long the dead-letter queue keeps a message: 14 days, the SQS maximum.
 const DEAD_LETTER_RETENTION_SECS: u32 = 14 * 24 * 3600;

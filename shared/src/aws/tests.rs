@@ -202,7 +202,7 @@ async fn requeued_job_is_unfinished_again() {
     let token = Uuid::new_v4();
     let lease = Lease { token, expires_at: Utc::now() + chrono::Duration::seconds(60) };
     backends.jobs.update(job.id, Box::new(move |j: &Job| j.claim(lease.clone(), Utc::now()))).await.unwrap();
-    let error = JobError { code: "crashed".into(), message: "worker died".into() };
+    let error = JobError { code: crate::domain::ErrorCode::WorkerLost, message: "worker died".into() };
     let bury = move |j: &Job| j.bury(token, error.clone(), Utc::now());
     assert_eq!(backends.jobs.update(job.id, Box::new(bury)).await.unwrap().status, JobStatus::Dead);
     assert!(backends.jobs.list_unfinished(None, 10).await.unwrap().is_empty(), "a dead job is finished");
@@ -254,9 +254,8 @@ async fn ecs_scale_target_resizes_a_service() {
         large_service: "surge-worker-large".to_owned(),
     };
     // Set the cluster up the way infra/ would: a task definition and a service per lane.
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(aws.region.clone()))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"));
+    let mut loader =
+        super::sdk_loader(&aws.region).credentials_provider(Credentials::new("test", "test", None, None, "static"));
     if let Some(url) = &aws.endpoint_url {
         loader = loader.endpoint_url(url);
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 /// A key-value store for immutable-ish byte objects (documents, results, manifests).
 ///
-/// Contract (checked by `crate::contract::blob`):
+/// Contract (checked for every backend by `blob_contract` in `shared/src/contract.rs`):
 /// - Keys are `/`-separated segments of `[A-Za-z0-9._=-]`, no empty, `.` or `..` segments
 ///   (see [`validate_blob_key`]).
 /// - `put` is atomic and durable: a reader sees the old object, or the whole new one, never a

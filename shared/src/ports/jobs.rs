@@ -12,7 +12,7 @@ pub type Transition = Box<dyn Fn(&Job) -> Result<Job, TransitionError> + Send + 
 
 /// Durable storage for job records.
 ///
-/// Contract (checked by `crate::contract::jobs`):
+/// Contract (checked for every backend by `job_store_contract` in `shared/src/contract.rs`):
 /// - `create` is idempotent per `(tenant, idempotency_key)`: a second create with the same key
 ///   returns the existing job untouched. Without a key, ids must be unique.
 /// - `update` applies a [`Transition`] atomically: no other update can slip in between reading

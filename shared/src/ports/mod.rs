@@ -1,10 +1,11 @@
 //! The ports: narrow, backend-neutral traits for the queue, the blob store, the job store and
-//! the tenant directory. Each trait documents its contract; `crate::contract` checks it against
+//! the tenant directory. Each trait documents its contract; the contract suites in `shared/src/contract.rs` (test-only) check it against
 //! every backend.
 //!
 //! No backend type appears in these signatures: callers hold `Arc<dyn Trait>` and never know
 //! whether SQLite or a cloud service sits behind it.
 
+mod backends;
 mod blob;
 mod jobs;
 mod queue;
@@ -12,6 +13,7 @@ mod scale;
 mod tenants;
 mod workers;
 
+pub use backends::{Backends, queue_names};
 pub use blob::{BlobError, BlobMeta, BlobStore, validate_blob_key};
 pub use jobs::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
 pub use queue::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};

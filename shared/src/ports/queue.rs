@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 /// A message queue with the semantics of an SQS standard queue.
 ///
-/// Contract (checked by `crate::contract::queue`):
+/// Contract (checked for every backend by `queue_contract` in `shared/src/contract.rs`):
 /// - **At least once.** A sent message is delivered until it is acked. A received message is
 ///   invisible to other receivers for the visibility timeout given to `receive`, then becomes
 ///   visible again. Consumers must be idempotent.

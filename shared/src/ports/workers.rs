@@ -64,7 +64,7 @@ pub struct WorkerOrders {
 
 /// Where workers report, and where the dispatcher finds them.
 ///
-/// Contract (checked by `crate::contract::worker_registry_contract`): `beat` stores the latest
+/// Contract (checked for every backend by `worker_registry_contract` in `shared/src/contract.rs`): `beat` stores the latest
 /// beat of a worker, replacing the previous one, and returns its orders; `list` returns the
 /// latest beat of every worker not removed; `request_drain` makes every later `beat` of that
 /// worker answer `drain: true`; `remove` forgets a worker and its drain request (idempotent).

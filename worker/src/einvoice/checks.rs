@@ -7,7 +7,7 @@
 use rust_decimal::Decimal;
 use shared::proposal::BookingProposal;
 
-use crate::extract::ExtractError;
+use crate::error::ExtractError;
 
 /// Refuses a document that states no monetary totals at all: whatever it is, it cannot be booked
 /// as an invoice.

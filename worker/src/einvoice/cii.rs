@@ -7,7 +7,7 @@ use shared::proposal::{BookingProposal, InvoiceLine, Party, SourceFormat, Totals
 use super::Reading;
 use super::fields::{self, StatedBreakdown};
 use super::xml::{all, cii_date, decimal, decimal_at, decimal_under, first, per_unit, position, text, text_at};
-use crate::extract::ExtractError;
+use crate::error::ExtractError;
 
 /// Reads the CII document whose root element is `root` (`rsm:CrossIndustryInvoice`).
 pub(super) fn read(root: Node<'_, '_>) -> Result<Reading, ExtractError> {

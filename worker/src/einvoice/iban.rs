@@ -11,7 +11,7 @@ const MAX_LEN: usize = 34;
 /// and `de89370400440532013000` pass. It checks the shape (two-letter country code, two check
 /// digits, 15 to 34 alphanumerics in all) and the checksum, not the country-specific length or
 /// whether the account exists.
-pub fn iban_is_valid(iban: &str) -> bool {
+pub(crate) fn iban_is_valid(iban: &str) -> bool {
     let compact = normalize_iban(iban);
     let bytes = compact.as_bytes();
     let well_formed = (MIN_LEN..=MAX_LEN).contains(&bytes.len())

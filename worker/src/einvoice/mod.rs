@@ -20,8 +20,8 @@ use roxmltree::{Document, Node, ParsingOptions};
 use rust_decimal::Decimal;
 use shared::proposal::BookingProposal;
 
-pub use self::iban::iban_is_valid;
-use crate::extract::ExtractError;
+pub(crate) use self::iban::iban_is_valid;
+use crate::error::ExtractError;
 
 /// Most XML nodes (elements, text, comments) a document may have. The largest sample invoices
 /// have a few thousand; a million leaves room for huge invoices while bounding memory.
@@ -50,7 +50,7 @@ enum Syntax {
 /// [`ExtractError::Malformed`] for empty, non-UTF-8 or ill-formed XML and unreadable amounts, and
 /// [`ExtractError::NotAnInvoice`] for well-formed XML that is not an invoice or states no totals.
 /// Every field found gets confidence 1; missing fields and sums that do not add up are warnings.
-pub fn parse(xml: &[u8]) -> Result<BookingProposal, ExtractError> {
+pub(crate) fn parse(xml: &[u8]) -> Result<BookingProposal, ExtractError> {
     let text = decode(xml)?;
     let options = ParsingOptions { allow_dtd: false, nodes_limit: NODES_LIMIT, ..ParsingOptions::default() };
     let document = Document::parse_with_options(text, options).map_err(parse_error)?;

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use roxmltree::Node;
 use rust_decimal::Decimal;
+use shared::chart::Chart;
 use shared::proposal::{BookingProposal, SourceFormat};
 
 use super::parse;
-use crate::booking::{Chart, book};
-use crate::extract::ExtractError;
+use crate::booking::book;
+use crate::error::ExtractError;
 
 /// Far more than any of these documents needs; a hang or a blow-up would exceed it.
 const FAST: Duration = Duration::from_secs(2);

@@ -7,7 +7,7 @@ use shared::proposal::{BookingProposal, DocumentKind, InvoiceLine, Party, Source
 use super::Reading;
 use super::fields::{self, StatedBreakdown};
 use super::xml::{all, children, decimal_at, decimal_under, first, iso_date, per_unit, position, text_at};
-use crate::extract::ExtractError;
+use crate::error::ExtractError;
 
 /// Where the due date may be, in order of preference: the invoice's own `DueDate`, then the
 /// payment means' and payment terms' due dates (the only places a UBL credit note has one).

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use roxmltree::Node;
 use rust_decimal::Decimal;
 
-use crate::extract::ExtractError;
+use crate::error::ExtractError;
 
 /// Root namespace of a UBL 2.1 invoice.
 pub(crate) const UBL_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2";

@@ -8,7 +8,7 @@ use shared::proposal::{BookingProposal, SourceFormat};
 
 use super::DOCUMENT;
 use crate::einvoice;
-use crate::extract::ExtractError;
+use crate::error::ExtractError;
 use crate::sandbox::{Budget, Tool, ToolError};
 
 /// Attachment names the standards prescribe, most specific first; any other `.xml` comes after.

@@ -14,7 +14,8 @@ use std::path::Path;
 use shared::proposal::{BookingProposal, SourceFormat};
 use tempfile::TempDir;
 
-use crate::extract::{ExtractError, ExtractOptions, Limits};
+use crate::error::ExtractError;
+use crate::limits::Limits;
 use crate::ocr;
 use crate::sandbox::{Budget, Tool, ToolError};
 use crate::text;
@@ -35,16 +36,16 @@ pub(crate) struct Info {
     pub(crate) page_sizes: Vec<(u32, f64, f64)>,
 }
 
-/// Reads a PDF into a booking proposal without journal entries.
-pub(crate) fn read(bytes: &[u8], options: &ExtractOptions) -> Result<BookingProposal, ExtractError> {
+/// Reads a PDF into a booking proposal without journal entries. With `ignore_embedded`, the
+/// visible text is read even when the PDF embeds an e-invoice.
+pub(crate) fn read(bytes: &[u8], limits: &Limits, ignore_embedded: bool) -> Result<BookingProposal, ExtractError> {
     preflight(bytes)?;
-    let limits = &options.limits;
     let budget = Budget::start(limits);
     let workspace = workspace(bytes)?;
     let dir = workspace.path();
     let info = info(dir, &budget, limits)?;
     let mut notes = Vec::new();
-    if !options.ignore_embedded {
+    if !ignore_embedded {
         match attachments::embedded_invoice(dir, &budget)? {
             attachments::Embedded::Invoice(proposal) => {
                 let mut proposal = *proposal;

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use shared::chart::Chart;
 use shared::domain::DocumentType;
 use shared::proposal::{BookingProposal, SourceFormat};
 
 use super::*;
-use crate::booking::Chart;
 use crate::einvoice;
 use crate::extract::{ExtractOptions, extract_with};
 use crate::test_samples::{sample, samples_dir};

@@ -24,7 +24,7 @@ use self::dates::DateOrder;
 use self::layout::Layout;
 use self::numbers::{Number, NumberStyle};
 use crate::einvoice::checks;
-use crate::extract::ExtractError;
+use crate::error::ExtractError;
 
 /// A document's text and the conventions it writes in, shared by every finder.
 pub(crate) struct Context<'a> {

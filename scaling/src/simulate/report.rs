@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::Lane;
 use serde::Serialize;
-use shared::domain::Lane;
 
 use super::PolicyKind;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::scaling::{LaneObservation, LaneScalingConfig, ScalingPolicy};
+use crate::{LaneObservation, LaneScalingConfig, ScalingPolicy};
 
 use super::{Autoscaler, LaneView};
 use crate::simulate::pool::ScaleIn;
@@ -13,7 +13,7 @@ const PERIOD_SECS: f64 = 1.0;
 
 pub(crate) struct SurgeModel {
     policy: ScalingPolicy,
-    /// Applied changes by [`crate::scaling::Reason::kind`].
+    /// Applied changes by [`crate::Reason::kind`].
     reasons: BTreeMap<String, u64>,
 }
 

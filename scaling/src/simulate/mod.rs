@@ -12,7 +12,7 @@
 //! - **Workers** take `startup_delay_secs` from being asked for to their first job; they count
 //!   as worker-seconds from the moment they are asked for.
 //! - **Policies** ([`PolicyKind`]) run on their own cadence per lane and set the lane's target
-//!   worker count. Surge's model is the real [`crate::scaling::ScalingPolicy`] every second,
+//!   worker count. Surge's model is the real [`crate::ScalingPolicy`] every second,
 //!   removing only idle workers; the KEDA and target-tracking models follow those systems'
 //!   documented defaults (sources in `models/keda.rs` and `models/target_tracking.rs`) and
 //!   terminate workers whether busy or not: the job becomes visible again after the visibility
@@ -33,16 +33,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::Lane;
+use crate::LaneConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use shared::config::LaneConfig;
-use shared::domain::Lane;
 
 pub use report::{LaneReport, SimReport, render_table};
 pub use trace::{Arrival, Trace, TraceError, parse_trace};
 
-use crate::scaling::{ScalingConfig, work_units};
+use crate::{ScalingConfig, work_units};
 use engine::{Engine, EngineSettings};
 use models::Autoscaler;
 use models::keda::{KedaModel, KedaSettings};
@@ -234,12 +234,12 @@ fn autoscaler(policy: PolicyKind, lane: Lane, jobs: &[SimJob], options: &SimOpti
             config.startup_delay_secs = options.startup_delay_secs.max(0.0).round() as u64;
             Box::new(SurgeModel::new(config))
         }
-        PolicyKind::Keda => Box::new(KedaModel::new(KedaSettings::default(), config.max_workers)),
+        PolicyKind::Keda => Box::new(KedaModel::new(KedaSettings::default(), config.ceiling())),
         PolicyKind::TargetTracking => {
             let settings = TargetTrackingSettings::new(
                 config.latency_target_secs as f64,
                 mean_service_secs(jobs, lane),
-                config.max_workers,
+                config.ceiling(),
             );
             Box::new(TargetTrackingModel::new(settings))
         }
@@ -274,13 +274,9 @@ fn prepare_jobs(trace: &Trace, options: &SimOptions) -> Vec<SimJob> {
         .collect()
 }
 
-/// The dispatcher's lane rule (`crate::schedule::lane_for`) on a trace row.
+/// The dispatcher's lane rule ([`LaneConfig::lane_of`]) on a trace row.
 fn lane_of(arrival: &Arrival, config: &LaneConfig) -> Lane {
-    if arrival.size_bytes >= config.large_from_bytes || arrival.pages >= config.large_from_pages {
-        Lane::Large
-    } else {
-        Lane::Small
-    }
+    config.lane_of(arrival.size_bytes, arrival.pages)
 }
 
 #[cfg(test)]

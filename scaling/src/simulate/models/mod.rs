@@ -12,7 +12,7 @@ pub(crate) mod target_tracking;
 
 use std::collections::BTreeMap;
 
-use crate::scaling::Completion;
+use crate::Completion;
 
 use super::pool::ScaleIn;
 

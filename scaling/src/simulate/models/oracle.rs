@@ -8,7 +8,7 @@
 //! start-up); then the cheapest neighbouring levels are merged (the higher one kept) until only
 //! `changes` steps are left.
 
-use shared::domain::Lane;
+use crate::Lane;
 
 use super::{Autoscaler, LaneView};
 use crate::simulate::SimJob;

@@ -5,15 +5,15 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-use shared::domain::Lane;
+use crate::Lane;
 
 use super::SimJob;
 use super::models::{Autoscaler, LaneView};
 use super::pool::{Pool, Resize};
 use super::queue::LaneQueue;
 use super::report::LaneTally;
-use crate::scaling::Completion;
-use crate::schedule::{self, LaneWorkers};
+use crate::Completion;
+use crate::lending::{self, LaneWorkers};
 
 /// Index of a lane in the engine's arrays.
 pub(crate) fn lane_index(lane: Lane) -> usize {
@@ -247,7 +247,7 @@ impl<'a> Engine<'a> {
         self.lend();
     }
 
-    /// The dispatcher's lending rule ([`schedule::lendable`]), for every policy alike: large jobs
+    /// The dispatcher's lending rule ([`lending::lendable`]), for every policy alike: large jobs
     /// waiting while the large lane has no worker at all go to idle small-lane workers, if no
     /// small job waits and another small-lane worker stays idle. Their arrivals and their cost
     /// count in the large lane; the small workers are busy with them.
@@ -258,7 +258,7 @@ impl<'a> Engine<'a> {
             LaneWorkers { workers: pool.target().max(ready + pool.starting()), ready, idle: pool.idle() }
         };
         let (small_state, large_state) = (&self.lanes[small], &self.lanes[large]);
-        let wanted = schedule::lendable(
+        let wanted = lending::lendable(
             workers(&small_state.pool),
             workers(&large_state.pool),
             small_state.queue.len() as u64,
