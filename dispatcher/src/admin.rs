@@ -591,7 +591,7 @@ pub(crate) async fn export_maintenance(windows: Vec<MaintenanceWindow>, stop: to
             _ = tick.tick() => {}
         }
         let active = windows.iter().any(|w| w.is_active(Utc::now()));
-        metrics::gauge!("surge_maintenance_active").set(if active { 1.0 } else { 0.0 });
+        metrics::gauge!(shared::series::MAINTENANCE_ACTIVE).set(if active { 1.0 } else { 0.0 });
     }
 }
 
@@ -609,10 +609,11 @@ pub(crate) async fn export_queue_depths(backends: Backends, stop: tokio_util::sy
             let Ok(depth) = queue.depth().await else { continue };
             let name = queue.name().to_owned();
             for (state, n) in [("visible", depth.visible), ("in_flight", depth.in_flight), ("delayed", depth.delayed)] {
-                metrics::gauge!("surge_queue_messages", "queue" => name.clone(), "state" => state).set(n as f64);
+                metrics::gauge!(shared::series::QUEUE_MESSAGES, "queue" => name.clone(), "state" => state)
+                    .set(n as f64);
             }
             if Arc::ptr_eq(queue, &backends.dead_letter) {
-                metrics::gauge!("surge_dead_letter_jobs").set(depth.total() as f64);
+                metrics::gauge!(shared::series::DEAD_LETTER_JOBS).set(depth.total() as f64);
             }
         }
     }

@@ -260,7 +260,7 @@ async fn upload(State(state): State<ApiState>, tenant: Tenant, request: Request)
         ReadError::Broken(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message),
     })?;
     let accepted = intake::accept(&state.backends, &tenant.0, key, document_type, body).await?;
-    metrics::histogram!("surge_upload_duration_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!(shared::series::UPLOAD_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
     let (status, job) = match &accepted {
         Accepted::Created(job) => (StatusCode::ACCEPTED, job),
         Accepted::Repeated(job) => (StatusCode::OK, job),
@@ -552,9 +552,9 @@ async fn track_http(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("surge_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!(shared::series::HTTP_REQUESTS_TOTAL, "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("surge_http_request_duration_seconds", "method" => method, "route" => route)
+    metrics::histogram!(shared::series::HTTP_REQUEST_DURATION_SECONDS, "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }

@@ -54,7 +54,7 @@ pub(crate) struct Settings {
 }
 
 /// Logs a decision (a change at info, a hold at debug) and exports it as metrics:
-/// `surge_scaling_desired_workers{lane}` and
+/// `surge_workers_desired{lane}` and
 /// `surge_scaling_decisions_total{lane, direction, reason}`.
 fn record(lane: Lane, decision: &Decision) {
     if decision.changed() {
@@ -62,9 +62,9 @@ fn record(lane: Lane, decision: &Decision) {
     } else {
         debug!(%lane, workers = decision.desired, reason = %decision.reason, "scaling decision");
     }
-    metrics::gauge!("surge_scaling_desired_workers", "lane" => lane.as_str()).set(decision.desired as f64);
+    metrics::gauge!(shared::series::WORKERS_DESIRED, "lane" => lane.as_str()).set(decision.desired as f64);
     metrics::counter!(
-        "surge_scaling_decisions_total",
+        shared::series::SCALING_DECISIONS_TOTAL,
         "lane" => lane.as_str(),
         "direction" => decision.direction(),
         "reason" => decision.reason.kind(),
@@ -118,13 +118,13 @@ pub(crate) async fn run(
             let mut durations: Vec<f64> = lane_completions.iter().map(|c| c.duration.as_secs_f64()).collect();
             durations.sort_by(f64::total_cmp);
             for &secs in &durations {
-                metrics::histogram!("surge_job_duration_seconds", "lane" => lane.as_str()).record(secs);
+                metrics::histogram!(shared::series::JOB_DURATION_SECONDS, "lane" => lane.as_str()).record(secs);
             }
             let (finished, failed) = finished.get(&lane).copied().unwrap_or((0, 0));
-            metrics::counter!("surge_jobs_completed_total", "lane" => lane.as_str()).increment(finished);
-            metrics::counter!("surge_jobs_finished_total", "lane" => lane.as_str(), "status" => "succeeded")
+            metrics::counter!(shared::series::JOBS_COMPLETED_TOTAL, "lane" => lane.as_str()).increment(finished);
+            metrics::counter!(shared::series::JOBS_FINISHED_TOTAL, "lane" => lane.as_str(), "status" => "succeeded")
                 .increment(finished.saturating_sub(failed));
-            metrics::counter!("surge_jobs_finished_total", "lane" => lane.as_str(), "status" => "failed")
+            metrics::counter!(shared::series::JOBS_FINISHED_TOTAL, "lane" => lane.as_str(), "status" => "failed")
                 .increment(failed);
             let observation = observe(
                 lane,
@@ -140,10 +140,9 @@ pub(crate) async fn run(
             let workers = decision.desired.max(pool.running + pool.pending).max(ready);
             seen.insert(lane, LaneWorkers { workers, ready, idle: ready.saturating_sub(busy) });
             let backlog_secs = policy.backlog_secs(&observation);
-            metrics::gauge!("surge_workers_desired", "lane" => lane.as_str()).set(decision.desired as f64);
-            metrics::gauge!("surge_workers_running", "lane" => lane.as_str()).set(lane_beats.len() as f64);
-            metrics::gauge!("surge_backlog_jobs", "lane" => lane.as_str()).set(observation.visible_jobs as f64);
-            metrics::gauge!("surge_backlog_seconds", "lane" => lane.as_str()).set(backlog_secs);
+            metrics::gauge!(shared::series::WORKERS_RUNNING, "lane" => lane.as_str()).set(lane_beats.len() as f64);
+            metrics::gauge!(shared::series::BACKLOG_JOBS, "lane" => lane.as_str()).set(observation.visible_jobs as f64);
+            metrics::gauge!(shared::series::BACKLOG_SECONDS, "lane" => lane.as_str()).set(backlog_secs);
             sample.lanes.insert(
                 lane,
                 LaneSample {
@@ -199,7 +198,7 @@ fn publish_busiest(loads: &BTreeMap<Lane, LaneLoad>, board: &SharedBoard) {
     busiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     busiest.truncate(crate::schedule::BUSIEST);
     for (tenant, jobs) in &busiest {
-        metrics::gauge!("surge_tenant_backlog_jobs", "tenant" => tenant.to_string()).set(*jobs as f64);
+        metrics::gauge!(shared::series::TENANT_BACKLOG_JOBS, "tenant" => tenant.to_string()).set(*jobs as f64);
     }
     board.lock().unwrap_or_else(|p| p.into_inner()).set_busiest(busiest);
 }
@@ -444,7 +443,7 @@ mod tests {
         for line in [
             r#"surge_scaling_decisions_total{lane="small",direction="up",reason="demand"} 1"#,
             r#"surge_scaling_decisions_total{lane="small",direction="hold",reason="demand"} 1"#,
-            r#"surge_scaling_desired_workers{lane="small"} 10"#,
+            r#"surge_workers_desired{lane="small"} 10"#,
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }

@@ -293,7 +293,7 @@ async fn backup_schedule(config: Config, stop: CancellationToken) {
         match recovery::backup::create(&config).await {
             Ok(manifest) => tracing::info!(backup = %manifest.id, jobs = manifest.jobs, "backup created"),
             Err(err) => {
-                metrics::counter!("surge_backup_failures_total").increment(1);
+                metrics::counter!(shared::series::BACKUP_FAILURES_TOTAL).increment(1);
                 tracing::error!(error = %err, "scheduled backup failed");
             }
         }

@@ -51,7 +51,7 @@ pub(crate) async fn release_lost_worker(backends: &Backends, beat: &WorkerBeat) 
             warn!(job_id = %held.job_id, error = %err, "could not make the job visible; it returns after its timeout");
         }
     }
-    metrics::counter!("surge_workers_lost_total").increment(1);
+    metrics::counter!(shared::series::WORKERS_LOST_TOTAL).increment(1);
     if let Err(err) = backends.workers.remove(beat.worker_id).await {
         warn!(worker_id = %beat.worker_id, error = %err, "could not forget a lost worker");
     }
@@ -86,8 +86,8 @@ pub(crate) async fn watch(
             release_lost_worker(&backends, beat).await;
         }
         let busy = census.alive.iter().filter(|beat| !beat.in_flight.is_empty()).count();
-        metrics::gauge!("surge_workers_running").set(census.alive.len() as f64);
-        metrics::gauge!("surge_workers_busy").set(busy as f64);
+        metrics::gauge!(shared::series::WORKERS_BEATING).set(census.alive.len() as f64);
+        metrics::gauge!(shared::series::WORKERS_BUSY).set(busy as f64);
         alive.send_replace(census.alive);
     }
 }

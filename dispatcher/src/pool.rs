@@ -85,7 +85,7 @@ impl LocalPool {
             Ok(child) => {
                 let pid = child.id().unwrap_or_default();
                 info!(%lane, pid, "worker started");
-                metrics::counter!("surge_worker_starts_total", "lane" => lane.as_str()).increment(1);
+                metrics::counter!(shared::series::WORKER_STARTS_TOTAL, "lane" => lane.as_str()).increment(1);
                 processes.by_lane.entry(lane).or_default().push(Process { child, pid, draining: false });
                 Some(pid)
             }

@@ -287,7 +287,7 @@ pub(crate) async fn run(
                         small_depth = depth;
                     }
                     let visible = depth.map(|d| d.visible);
-                    metrics::gauge!("surge_dispatcher_held_jobs", "lane" => lane.as_str()).set(queue.len() as f64);
+                    metrics::gauge!(shared::series::DISPATCHER_HELD_JOBS, "lane" => lane.as_str()).set(queue.len() as f64);
                     let mut board = load.lock().unwrap_or_else(|p| p.into_inner());
                     let entry = board.entry(lane).or_default();
                     entry.held_jobs = queue.len() as u64;
@@ -451,8 +451,10 @@ async fn release(
         }
     };
     let target = gauge.sample(depth.visible + depth.in_flight, Instant::now(), lookahead);
-    metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "visible").set(depth.visible as f64);
-    metrics::gauge!("surge_lane_depth", "lane" => lane.as_str(), "state" => "in_flight").set(depth.in_flight as f64);
+    metrics::gauge!(shared::series::LANE_DEPTH, "lane" => lane.as_str(), "state" => "visible")
+        .set(depth.visible as f64);
+    metrics::gauge!(shared::series::LANE_DEPTH, "lane" => lane.as_str(), "state" => "in_flight")
+        .set(depth.in_flight as f64);
     if hold || queue.is_empty() || depth.visible >= target {
         return Some(depth);
     }
@@ -493,15 +495,16 @@ async fn forward(
     holding.left(&jobs);
     for held in &jobs {
         let waited = (Utc::now() - held.message.enqueued_at).num_milliseconds().max(0) as f64 / 1000.0;
-        metrics::histogram!("surge_dispatch_wait_seconds", "lane" => from.as_str()).record(waited);
+        metrics::histogram!(shared::series::DISPATCH_WAIT_SECONDS, "lane" => from.as_str()).record(waited);
         if from != to {
             debug!(job = %held.message.job_id, %from, %to, "lent a worker of another lane");
         }
     }
     let sent = jobs.len() as u64;
-    metrics::counter!("surge_dispatched_total", "lane" => from.as_str()).increment(sent);
+    metrics::counter!(shared::series::DISPATCHED_TOTAL, "lane" => from.as_str()).increment(sent);
     if from != to {
-        metrics::counter!("surge_lent_jobs_total", "from" => from.as_str(), "to" => to.as_str()).increment(sent);
+        metrics::counter!(shared::series::LENT_JOBS_TOTAL, "from" => from.as_str(), "to" => to.as_str())
+            .increment(sent);
     }
     sent
 }

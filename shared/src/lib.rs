@@ -16,4 +16,5 @@ pub mod ports;
 pub mod proposal;
 pub mod region;
 pub mod replication;
+pub mod series;
 pub mod telemetry;

@@ -234,7 +234,7 @@ impl Topology {
                         reason = %newer.reason,
                         "a newer region epoch is in force; this region is demoted and stops processing"
                     );
-                    metrics::counter!("surge_region_fenced_total").increment(1);
+                    metrics::counter!(crate::series::REGION_FENCED_TOTAL).increment(1);
                     token.cancel();
                     return;
                 }

@@ -84,7 +84,7 @@ impl Mirror {
             match copied {
                 Ok(()) => return Ok(()),
                 Err(err) => {
-                    metrics::counter!("surge_replication_sync_failures_total").increment(1);
+                    metrics::counter!(crate::series::REPLICATION_SYNC_FAILURES_TOTAL).increment(1);
                     tracing::warn!(?change, error = %err, "synchronous copy to the other region failed");
                     announce(&local.replication, change).await.map_err(|e| e.to_string())?;
                     if must_copy {

@@ -48,6 +48,7 @@ pub fn init_metrics() -> Option<PrometheusHandle> {
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
+    crate::series::describe();
     Some(handle)
 }
 

@@ -69,8 +69,9 @@ pub async fn run(topology: Topology, report_every: Duration, stop: CancellationT
                     Ok(shipped) => {
                         let lag = shipped.lags_secs.iter().copied().fold(0.0, f64::max);
                         lag_bits.store(lag.to_bits(), Ordering::Relaxed);
-                        metrics::gauge!("surge_replication_lag_seconds").set(lag);
-                        metrics::counter!("surge_replication_shipped_total").increment(shipped.lags_secs.len() as u64);
+                        metrics::gauge!(shared::series::REPLICATION_LAG_SECONDS).set(lag);
+                        metrics::counter!(shared::series::REPLICATION_SHIPPED_TOTAL)
+                            .increment(shipped.lags_secs.len() as u64);
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "replication outbox unreadable");
@@ -101,8 +102,8 @@ async fn report(topology: &Topology, local: &Backends, peer: &Backends, lag_secs
         *last_empty = now;
     }
     let oldest_unshipped_secs = (now - *last_empty).num_milliseconds().max(0) as f64 / 1000.0;
-    metrics::gauge!("surge_replication_unshipped_changes").set(pending as f64);
-    metrics::gauge!("surge_replication_oldest_unshipped_seconds").set(oldest_unshipped_secs);
+    metrics::gauge!(shared::series::REPLICATION_UNSHIPPED_CHANGES).set(pending as f64);
+    metrics::gauge!(shared::series::REPLICATION_OLDEST_UNSHIPPED_SECONDS).set(oldest_unshipped_secs);
     let status = ShipperStatus {
         mode: topology.effective_mode(),
         epoch: topology.epoch.epoch,

@@ -123,7 +123,7 @@ impl EmbeddedQueue {
             self.db.write(move |conn| receive_in_transaction(conn, &name, redrive.as_ref(), max, visibility)).await?;
         if moved > 0 {
             tracing::warn!(queue = %self.name, moved, "messages moved to the dead-letter queue");
-            metrics::counter!("surge_queue_dead_lettered_total", "queue" => self.name.clone()).increment(moved);
+            metrics::counter!(crate::series::QUEUE_DEAD_LETTERED_TOTAL, "queue" => self.name.clone()).increment(moved);
         }
         Ok(received)
     }

@@ -42,10 +42,8 @@ pub(super) async fn handle(context: &Context, lane: Lane, message: ReceivedMessa
     async {
         let started = Instant::now();
         let outcome = attempt(context, lane, queue.as_ref(), &message, &job_message, hand_back).await;
-        let label = outcome.label();
-        metrics::counter!("surge_jobs_total", "lane" => lane.as_str(), "outcome" => label).increment(1);
-        metrics::histogram!("surge_job_duration_seconds", "lane" => lane.as_str(), "outcome" => label)
-            .record(started.elapsed().as_secs_f64());
+        // Workers export no metrics of their own: the dispatcher counts completions and
+        // durations from their heartbeats (`surge_jobs_finished_total`, `surge_job_duration_seconds`).
         match outcome {
             Outcome::Failed(error) => info!(code = %error.code, reason = %error.message, "job failed"),
             Outcome::Retry(error) => warn!(code = %error.code, reason = %error.message, "job will be retried"),

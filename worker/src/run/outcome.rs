@@ -23,19 +23,6 @@ pub(super) enum Outcome {
     Abandoned,
 }
 
-impl Outcome {
-    /// The `outcome` label of the job metrics.
-    pub(super) fn label(&self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed(_) => "failed",
-            Outcome::Retry(_) => "retried",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Abandoned => "abandoned",
-        }
-    }
-}
-
 /// Why the work on a claimed job did not produce a result.
 pub(super) enum WorkError {
     /// The document is at fault; final.
