@@ -704,7 +704,7 @@ mod tests {
         let body = http_body_util::BodyExt::collect(overview.into_body()).await.unwrap().to_bytes();
         let overview: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(overview["dead_letters"][0]["id"], job.id.to_string(), "{overview}");
-        assert_eq!(overview["dead_letters"][0]["reason"], "crashed");
+        assert_eq!(overview["dead_letters"][0]["reason"], "worker_lost");
 
         let request = Request::builder()
             .method("POST")

@@ -80,9 +80,7 @@ pub(crate) fn documented_routes() -> OpenApiRouter<ApiState> {
 /// The whole OpenAPI document: the frame plus every registered route, the API's and the
 /// operators'.
 pub(crate) fn document() -> OpenApiDocument {
-    let mut document = documented_routes().into_openapi();
-    document.merge(crate::admin::document());
-    document
+    crate::openapi::combine(documented_routes().into_openapi(), crate::admin::document())
 }
 
 /// Built on first request; the routes cannot change while the process runs.

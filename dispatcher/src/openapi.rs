@@ -55,6 +55,12 @@ impl Modify for BearerScheme {
 /// Name of the security scheme of the operator routes (`/admin`).
 pub(crate) const ADMIN: &str = "admin";
 
+/// One document from the tenant API's part (which carries the frame) and the operators' part.
+pub(crate) fn combine(mut api: OpenApiDocument, operators: OpenApiDocument) -> OpenApiDocument {
+    api.merge(operators);
+    api
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

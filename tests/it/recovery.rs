@@ -147,8 +147,15 @@ async fn a_job_that_keeps_killing_its_workers_ends_dead(backend: Backend) {
     assert_eq!(done["error"]["code"], "attempts_exhausted", "{done}");
     let (status, body) = surge.get(&key, &format!("/v1/documents/{id}/result")).await.unwrap();
     assert_eq!((status, body["code"].as_str()), (422, Some("processing_failed")));
-    // The message waits in the dead-letter queue for an operator.
-    let depth = surge.backends().await.dead_letter.depth().await.unwrap();
+    // The message waits in the dead-letter queue for an operator. The worker moves it there
+    // right after it buried the job, so it may arrive a moment after the status says `dead`.
+    let backends = surge.backends().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut depth = backends.dead_letter.depth().await.unwrap();
+    while depth.visible == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        depth = backends.dead_letter.depth().await.unwrap();
+    }
     assert_eq!(depth.visible, 1, "one message in the dead-letter queue");
     sigkill(&mut healthy);
     surge.stop().unwrap();
