@@ -106,6 +106,7 @@ pub async fn pipeline(
         args: vec!["--data-dir".to_owned(), data_dir.display().to_string()],
         env: vec![
             ("SURGE_WORKER__CONCURRENCY".to_owned(), worker_concurrency.to_string()),
+            ("SURGE_WORKER__PROCESSOR".to_owned(), "noop".to_owned()),
             ("SURGE_LOG".to_owned(), "warn".to_owned()),
             ("SURGE_REPLICATION__MODE".to_owned(), format!("{replication:?}").to_ascii_lowercase()),
         ],
@@ -135,7 +136,7 @@ pub async fn pipeline(
                     tenant: tenant.clone(),
                     idempotency_key: None,
                     blob_key: "bench/none".to_owned(),
-                    document_type: DocumentType::BenchNoop,
+                    document_type: DocumentType::Xml,
                     size: 0,
                     sha256: String::new(),
                     page_estimate: 1,

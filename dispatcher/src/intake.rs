@@ -34,7 +34,7 @@ pub(crate) enum IntakeError {
 
 /// Where a job's document is stored.
 pub(crate) fn document_key(tenant: &TenantId, id: JobId) -> String {
-    format!("documents/{tenant}/{id}")
+    shared::keys::document(tenant, id)
 }
 
 /// Stores `bytes` for `tenant` and enqueues a job for it. Returns only when the document, the
@@ -85,14 +85,7 @@ pub(crate) async fn accept(
 
 /// Sends the incoming-queue messages for `jobs`.
 pub(crate) async fn enqueue(backends: &Backends, jobs: &[Job]) -> Result<(), QueueError> {
-    let bodies = jobs
-        .iter()
-        .map(|job| {
-            serde_json::to_vec(&JobMessage::for_job(job))
-                .map(Bytes::from)
-                .map_err(|e| QueueError::Unavailable(format!("unencodable message: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let bodies = jobs.iter().map(|job| JobMessage::for_job(job).encode()).collect();
     backends.incoming.send_batch(bodies, Duration::ZERO).await
 }
 

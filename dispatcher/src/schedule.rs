@@ -19,7 +19,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use shared::backend::Backends;
 use shared::config::{DispatcherConfig, LaneConfig};
-use shared::domain::{JobId, JobMessage, JobStatus, Lane, TenantId};
+use shared::domain::{JobId, JobMessage, JobStatus, Lane, PerLane, TenantId};
 use shared::ports::{QueueDepth, Receipt, ReceivedMessage};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -252,8 +252,8 @@ pub(crate) async fn run(
         tokio::spawn(receive_incoming(backends.clone(), Arc::clone(&holding.room), batches, shutdown.clone()));
     let sweeper = tokio::spawn(sweep_orphans(backends.clone(), config.clone(), shutdown.clone()));
 
-    let mut fair: BTreeMap<Lane, FairQueue> = Lane::ALL.iter().map(|&l| (l, FairQueue::default())).collect();
-    let mut gauges: BTreeMap<Lane, LaneGauge> = Lane::ALL.iter().map(|&l| (l, LaneGauge::default())).collect();
+    let mut fair: PerLane<FairQueue> = PerLane::default();
+    let mut gauges: PerLane<LaneGauge> = PerLane::default();
     let lookahead = Duration::from_millis(config.lane_lookahead_ms);
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -279,8 +279,8 @@ pub(crate) async fn run(
                 };
                 let mut small_depth = None;
                 for lane in Lane::ALL {
-                    let queue = fair.get_mut(&lane).expect("every lane has a fair queue");
-                    let gauge = gauges.get_mut(&lane).expect("every lane has a gauge");
+                    let queue = &mut fair[lane];
+                    let gauge = &mut gauges[lane];
                     let hold = lane == Lane::Large && large_workers.is_some_and(asleep);
                     let depth = release(&backends, lane, queue, gauge, lookahead, hold, &mut holding).await;
                     if lane == Lane::Small {
@@ -301,14 +301,14 @@ pub(crate) async fn run(
                 if let (Some(small), Some(large), Some(depth)) = (small_workers, large_workers, small_depth)
                     && seq != lent_for
                 {
-                    let small_waiting = fair[&Lane::Small].len() as u64 + depth.visible;
+                    let small_waiting = fair[Lane::Small].len() as u64 + depth.visible;
                     let wanted = lendable(small, large, small_waiting, depth.in_flight);
-                    let queue = fair.get_mut(&Lane::Large).expect("every lane has a fair queue");
+                    let queue = &mut fair[Lane::Large];
                     if wanted > 0 && !queue.is_empty() {
                         lent_for = seq;
                         let jobs: Vec<Held> = std::iter::from_fn(|| queue.pop()).take(wanted).collect();
                         let sent = forward(&backends, Lane::Large, Lane::Small, jobs, queue, &mut holding).await;
-                        gauges.get_mut(&Lane::Small).expect("every lane has a gauge").released(sent);
+                        gauges[Lane::Small].released(sent);
                     }
                 }
                 if last_refresh.elapsed() >= HOLD_REFRESH / 4 {
@@ -370,14 +370,14 @@ async fn admit(
     backends: &Backends,
     batch: Vec<ReceivedMessage>,
     lanes: &LaneConfig,
-    fair: &mut BTreeMap<Lane, FairQueue>,
+    fair: &mut PerLane<FairQueue>,
     holding: &mut Holding,
     load: &LoadBoard,
 ) {
     let mut duplicates = Vec::new();
     let mut undecodable = Vec::new();
     for received in batch {
-        let message: JobMessage = match serde_json::from_slice(&received.body) {
+        let message = match JobMessage::decode(&received.body) {
             Ok(message) => message,
             Err(err) => {
                 warn!(error = %err, "undecodable incoming message; moving it to the dead-letter queue");
@@ -416,7 +416,7 @@ async fn admit(
             receipt: received.receipt,
             hidden_since: Instant::now(),
         };
-        fair.get_mut(&lane).expect("every lane has a fair queue").push(held);
+        fair[lane].push(held);
     }
     holding.room.add_permits(duplicates.len() + undecodable.len());
     if !duplicates.is_empty() {
@@ -510,7 +510,7 @@ async fn forward(
 }
 
 /// Keeps held messages hidden on the incoming queue while they wait for their turn.
-async fn refresh_held(backends: &Backends, fair: &mut BTreeMap<Lane, FairQueue>) {
+async fn refresh_held(backends: &Backends, fair: &mut PerLane<FairQueue>) {
     let now = Instant::now();
     let mut due: Vec<&mut Held> = fair
         .values_mut()

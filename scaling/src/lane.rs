@@ -75,6 +75,16 @@ impl<T> PerLane<T> {
         }
     }
 
+    /// The values, small first.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        [&self.small, &self.large].into_iter()
+    }
+
+    /// The values, small first, to change.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        [&mut self.small, &mut self.large].into_iter()
+    }
+
     /// Each lane with its value, small first.
     pub fn iter(&self) -> impl Iterator<Item = (Lane, &T)> {
         [(Lane::Small, &self.small), (Lane::Large, &self.large)].into_iter()

@@ -9,7 +9,7 @@ use crate::proposal::Party;
 
 /// Where a tenant's chart is stored in the blob store.
 pub fn chart_key(tenant: &crate::domain::TenantId) -> String {
-    format!("settings/{tenant}/chart.json")
+    crate::keys::chart(tenant)
 }
 
 /// A ledger account as the tenant's chart names it.

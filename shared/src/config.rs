@@ -225,11 +225,14 @@ pub enum Processor {
     /// Waits this long, then stores a synthetic result that says so: a job of a fixed cost,
     /// without reading the document.
     Sleep(std::time::Duration),
+    /// Finishes every job at once, reading and storing nothing: `surge bench` measures the
+    /// pipeline itself with it.
+    Noop,
 }
 
 /// A processor that is neither `extract` nor `sleep:DURATION`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown processor `{0}`: expected `extract` or `sleep:DURATION` (e.g. `sleep:200ms`)")]
+#[error("unknown processor `{0}`: expected `extract`, `noop` or `sleep:DURATION` (e.g. `sleep:200ms`)")]
 pub struct UnknownProcessor(pub String);
 
 impl std::str::FromStr for Processor {
@@ -238,6 +241,7 @@ impl std::str::FromStr for Processor {
     fn from_str(s: &str) -> Result<Processor, UnknownProcessor> {
         match s.split_once(':') {
             None if s == "extract" => Ok(Processor::Extract),
+            None if s == "noop" => Ok(Processor::Noop),
             Some(("sleep", duration)) => humantime::parse_duration(duration.trim())
                 .map(Processor::Sleep)
                 .map_err(|_| UnknownProcessor(s.to_owned())),
@@ -250,6 +254,7 @@ impl std::fmt::Display for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Processor::Extract => f.write_str("extract"),
+            Processor::Noop => f.write_str("noop"),
             Processor::Sleep(duration) => write!(f, "sleep:{}", humantime::format_duration(*duration)),
         }
     }

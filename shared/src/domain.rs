@@ -108,9 +108,6 @@ pub enum DocumentType {
     Png,
     Jpeg,
     Tiff,
-    /// A job without a document, used by `surge bench` to measure the pipeline itself. Never
-    /// accepted over HTTP.
-    BenchNoop,
 }
 
 impl DocumentType {
@@ -134,7 +131,6 @@ impl DocumentType {
             DocumentType::Png => "image/png",
             DocumentType::Jpeg => "image/jpeg",
             DocumentType::Tiff => "image/tiff",
-            DocumentType::BenchNoop => "application/x-surge-noop",
         }
     }
 }
@@ -487,7 +483,7 @@ impl Job {
 
     /// Where the job's booking proposal is stored once it succeeded.
     pub fn result_blob_key(&self) -> String {
-        format!("results/{}/{}.json", self.tenant, self.id)
+        crate::keys::result(&self.tenant, self.id)
     }
 
     fn finish_unsuccessfully(
@@ -533,6 +529,18 @@ pub struct JobMessage {
 }
 
 impl JobMessage {
+    /// The message's body on a queue. The one place a job message is encoded.
+    pub fn encode(&self) -> bytes::Bytes {
+        // A struct of ids, numbers and a timestamp always serialises.
+        bytes::Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Reads a queue message's body. The one place a job message is decoded; `Err` for a body
+    /// that is not a job message (dead-letter it).
+    pub fn decode(body: &[u8]) -> Result<JobMessage, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
     pub fn for_job(job: &Job) -> JobMessage {
         JobMessage {
             job_id: job.id,
@@ -671,6 +679,5 @@ mod tests {
     fn media_types() {
         assert_eq!(DocumentType::from_media_type("text/xml; charset=utf-8"), Some(DocumentType::Xml));
         assert_eq!(DocumentType::from_media_type("application/json"), None);
-        assert_eq!(DocumentType::from_media_type("application/x-surge-noop"), None);
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod contract;
 pub mod domain;
 pub mod embedded;
+pub mod keys;
 pub mod ports;
 pub mod proposal;
 pub mod region;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::OpenError;
 use crate::config::{Config, RegionConfig, ReplicationMode};
+use crate::ports::Fault;
 use crate::ports::{Backends, BlobError, BlobStore};
 use crate::replication::{Mirror, mirrored};
 
@@ -31,7 +32,7 @@ impl Backends {
 }
 
 /// Where each region keeps its copy of the epoch.
-pub const EPOCH_KEY: &str = "region/epoch.json";
+pub const EPOCH_KEY: &str = crate::keys::EPOCH;
 
 /// One of the two configured regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,11 +107,13 @@ impl Epoch {
 
 pub async fn read_epoch(blobs: &dyn BlobStore) -> Result<Option<Epoch>, BlobError> {
     let Some(bytes) = blobs.get(EPOCH_KEY).await? else { return Ok(None) };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| BlobError::Unavailable(format!("corrupt {EPOCH_KEY}: {e}")))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| BlobError::Unavailable(Fault::caused_by(format!("corrupt {EPOCH_KEY}"), e)))
 }
 
 pub async fn write_epoch(blobs: &dyn BlobStore, epoch: &Epoch) -> Result<(), BlobError> {
-    let bytes = serde_json::to_vec_pretty(epoch).map_err(|e| BlobError::Unavailable(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(epoch).map_err(|e| BlobError::Unavailable(Fault::from_error(e)))?;
     blobs.put(EPOCH_KEY, Bytes::from(bytes)).await.map(drop)
 }
 

@@ -36,10 +36,11 @@ use crate::ports::{
 };
 
 /// Blob keys that belong to one region and are never mirrored.
-pub const LOCAL_PREFIXES: [&str; 3] = ["region/", "queue-payloads/", "backups/"];
+pub use crate::keys::LOCAL_PREFIXES;
 
 /// Documents: in `sync` mode an upload fails unless both regions hold its document.
-const DOCUMENTS: &str = "documents/";
+use crate::keys::DOCUMENTS;
+use crate::ports::Fault;
 
 fn mirrored_key(key: &str) -> bool {
     !LOCAL_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
@@ -75,18 +76,18 @@ impl Mirror {
 
     /// Copies a change now (`sync`) or announces it in `outbox` (`async`, or `sync` when the
     /// copy fails and `must_copy` is false). `Err` only when `must_copy` and the copy failed.
-    async fn ship(&self, local: &Backends, change: Change, must_copy: bool) -> Result<(), String> {
+    async fn ship(&self, local: &Backends, change: Change, must_copy: bool) -> Result<(), Fault> {
         if self.mode == ReplicationMode::Sync {
             let copied = match &self.peer {
                 Some(peer) => copy(local, peer, &change).await,
-                None => Err("the other region is unreachable".to_owned()),
+                None => Err(Fault::new("the other region is unreachable")),
             };
             match copied {
                 Ok(()) => return Ok(()),
                 Err(err) => {
                     metrics::counter!(crate::series::REPLICATION_SYNC_FAILURES_TOTAL).increment(1);
                     tracing::warn!(?change, error = %err, "synchronous copy to the other region failed");
-                    announce(&local.replication, change).await.map_err(|e| e.to_string())?;
+                    announce(&local.replication, change).await.map_err(Fault::from_error)?;
                     if must_copy {
                         return Err(err);
                     }
@@ -94,7 +95,7 @@ impl Mirror {
                 }
             }
         }
-        announce(&local.replication, change).await.map_err(|e| e.to_string())
+        announce(&local.replication, change).await.map_err(Fault::from_error)
     }
 }
 
@@ -106,17 +107,17 @@ pub async fn announce(outbox: &Arc<dyn Queue>, change: Change) -> Result<(), Que
 }
 
 /// Copies the current state of `change` from `from` to `to`.
-pub async fn copy(from: &Backends, to: &Backends, change: &Change) -> Result<(), String> {
+pub async fn copy(from: &Backends, to: &Backends, change: &Change) -> Result<(), Fault> {
     match change {
-        Change::Job(id) => match from.jobs.get(*id).await.map_err(|e| e.to_string())? {
-            Some(job) => to.jobs.put_replica(job).await.map(drop).map_err(|e| e.to_string()),
+        Change::Job(id) => match from.jobs.get(*id).await.map_err(Fault::from_error)? {
+            Some(job) => to.jobs.put_replica(job).await.map(drop).map_err(Fault::from_error),
             None => Ok(()),
         },
-        Change::Blob(key) => match from.blobs.get(key).await.map_err(|e| e.to_string())? {
-            Some(bytes) => to.blobs.put(key, bytes).await.map(drop).map_err(|e| e.to_string()),
-            None => to.blobs.delete(key).await.map_err(|e| e.to_string()),
+        Change::Blob(key) => match from.blobs.get(key).await.map_err(Fault::from_error)? {
+            Some(bytes) => to.blobs.put(key, bytes).await.map(drop).map_err(Fault::from_error),
+            None => to.blobs.delete(key).await.map_err(Fault::from_error),
         },
-        Change::Tenants => copy_tenants(from, to).await.map(drop).map_err(|e| e.to_string()),
+        Change::Tenants => copy_tenants(from, to).await.map(drop).map_err(Fault::from_error),
     }
 }
 
@@ -152,8 +153,8 @@ struct MirroredJobs {
     mirror: Arc<Mirror>,
 }
 
-fn unavailable(err: String) -> StoreError {
-    StoreError::Unavailable(format!("not yet in the other region (retry with the same Idempotency-Key): {err}"))
+fn unavailable(err: Fault) -> StoreError {
+    StoreError::Unavailable(Fault::caused_by("not yet in the other region (retry with the same Idempotency-Key)", err))
 }
 
 #[async_trait]

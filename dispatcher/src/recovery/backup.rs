@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::backend::Backends;
 use shared::config::{BackupConfig, Config};
-use shared::domain::{DocumentType, Job, TenantId};
+use shared::domain::{Job, TenantId};
 use shared::region::{RegionName, Topology};
 use shared::replication::LOCAL_PREFIXES;
 
 use super::{RecoveryError, failed};
 
-const BACKUPS: &str = "backups/";
+use shared::keys::BACKUPS;
 
 /// One line of `state.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -110,7 +110,8 @@ pub async fn create(config: &Config) -> Result<Manifest, RecoveryError> {
         loop {
             let page = source.jobs.list_by_tenant(tenant, None, after, 500).await.map_err(failed)?;
             for job in page.jobs {
-                if job.document_type != DocumentType::BenchNoop {
+                // A job whose document was never stored (a `surge bench` job) has no checksum.
+                if !job.sha256.is_empty() {
                     objects.insert(job.blob_key.clone(), job.sha256.clone());
                 }
                 if let Some(result) = &job.result_key

@@ -147,7 +147,7 @@ pub async fn redrive_dead_letters(
         }
         let (mut consumed, mut messages) = (Vec::new(), Vec::new());
         for message in received {
-            let job = match serde_json::from_slice::<JobMessage>(&message.body) {
+            let job = match JobMessage::decode(&message.body) {
                 Ok(parsed) => backends.jobs.get(parsed.job_id).await?,
                 Err(_) => None,
             };
@@ -246,8 +246,7 @@ async fn replay_one(
         }
         Err(err) => return Err(err.into()),
     };
-    let message = serde_json::to_vec(&JobMessage::for_job(&replayed)).expect("messages serialise");
-    Ok(Some(Bytes::from(message)))
+    Ok(Some(JobMessage::for_job(&replayed).encode()))
 }
 
 async fn send(backends: &Backends, messages: Vec<Bytes>) -> Result<(), ReplayError> {

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Where the shipper of the active region reports into the other region.
-pub const STATUS_KEY: &str = "region/replication.json";
+pub(crate) const STATUS_KEY: &str = shared::keys::REPLICATION_STATUS;
 
 /// What the other region last heard from the active one's shipper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

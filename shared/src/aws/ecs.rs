@@ -12,6 +12,7 @@ use aws_sdk_ecs::Client;
 use super::service_error::CallError;
 use crate::config::EcsSettings;
 use crate::domain::Lane;
+use crate::ports::Fault;
 use crate::ports::{PoolSize, ScaleError, ScaleTarget, WorkerBeat};
 
 /// A [`ScaleTarget`] over ECS services.
@@ -39,7 +40,7 @@ impl EcsScaleTarget {
 }
 
 fn unavailable(err: CallError) -> ScaleError {
-    ScaleError::Unavailable(err.to_string())
+    ScaleError::Unavailable(Fault::from_error(err))
 }
 
 fn count(n: i32) -> usize {
@@ -64,7 +65,10 @@ impl ScaleTarget for EcsScaleTarget {
             .map_err(|e| unavailable(CallError::from_sdk("DescribeServices", e)))?;
         let found = described.services().iter().find(|s| s.service_name() == Some(service));
         let found = found.ok_or_else(|| {
-            ScaleError::Unavailable(format!("ECS service {service} not found in cluster {}", self.settings.cluster))
+            ScaleError::Unavailable(Fault::new(format!(
+                "ECS service {service} not found in cluster {}",
+                self.settings.cluster
+            )))
         })?;
         Ok(PoolSize {
             desired: count(found.desired_count()),

@@ -11,6 +11,7 @@ use chrono::Utc;
 
 use super::RESERVED_PREFIXES;
 use super::objects::{Bucket, Condition, ObjectError};
+use crate::ports::Fault;
 use crate::ports::{BlobError, BlobMeta, BlobStore, validate_blob_key};
 
 /// A [`BlobStore`] in an S3 bucket.
@@ -58,7 +59,7 @@ impl BlobStore for S3BlobStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<BlobMeta, BlobError> {
         self.write(key, bytes, Condition::Always)
             .await?
-            .ok_or_else(|| BlobError::Unavailable(format!("unconditional write of {key} was refused")))
+            .ok_or_else(|| BlobError::Unavailable(Fault::new(format!("unconditional write of {key} was refused"))))
     }
 
     async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<Option<BlobMeta>, BlobError> {

@@ -38,6 +38,7 @@ use uuid::Uuid;
 
 use super::objects::{Bucket, Condition, LIST_PAGE, ObjectError};
 use crate::domain::{Job, JobId, JobStatus, TenantId};
+use crate::ports::Fault;
 use crate::ports::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
 
 /// Compare-and-swap attempts before `update` gives up on a hot record.
@@ -89,16 +90,16 @@ fn id_of_tenant_entry(prefix: &str, key: &str) -> Option<JobId> {
 fn encode(job: &Job) -> Result<Bytes, StoreError> {
     serde_json::to_vec(job)
         .map(Bytes::from)
-        .map_err(|e| StoreError::Unavailable(format!("unencodable job record: {e}")))
+        .map_err(|e| StoreError::Unavailable(Fault::caused_by("unencodable job record", e)))
 }
 
 fn decode(bytes: &[u8]) -> Result<Job, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Unavailable(format!("corrupt job record: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Unavailable(Fault::caused_by("corrupt job record", e)))
 }
 
 impl From<ObjectError> for StoreError {
     fn from(err: ObjectError) -> StoreError {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(Fault::from_error(err))
     }
 }
 
@@ -137,7 +138,8 @@ impl S3JobStore {
         }
         let mut jobs = vec![None; ids.len()];
         while let Some(joined) = reads.join_next().await {
-            let (index, read) = joined.map_err(|e| StoreError::Unavailable(format!("record read failed: {e}")))?;
+            let (index, read) =
+                joined.map_err(|e| StoreError::Unavailable(Fault::caused_by("record read failed", e)))?;
             jobs[index] = read?.map(|(job, _)| job);
         }
         Ok(jobs)
@@ -161,7 +163,7 @@ impl S3JobStore {
         }
         match self.read(job.id).await? {
             Some((existing, _)) if existing == *job => Ok(()),
-            _ => Err(StoreError::Unavailable(format!("job {} already exists", job.id))),
+            _ => Err(StoreError::Unavailable(Fault::new(format!("job {} already exists", job.id)))),
         }
     }
 
@@ -180,14 +182,14 @@ impl S3JobStore {
         let winner = std::str::from_utf8(&fetched.bytes)
             .ok()
             .and_then(parse_id)
-            .ok_or_else(|| StoreError::Unavailable(format!("{marker} does not name a job")))?;
+            .ok_or_else(|| StoreError::Unavailable(Fault::new(format!("{marker} does not name a job"))))?;
         if winner == own {
             return Ok(None);
         }
         let (job, _) = self
             .read(winner)
             .await?
-            .ok_or_else(|| StoreError::Unavailable(format!("{marker} names missing job {winner}")))?;
+            .ok_or_else(|| StoreError::Unavailable(Fault::new(format!("{marker} names missing job {winner}"))))?;
         self.index(&job).await?;
         Ok(Some(job))
     }
@@ -332,7 +334,7 @@ impl JobStore for S3JobStore {
             attempted = Some((current, next));
             tokio::time::sleep(S3JobStore::backoff(attempt)).await;
         }
-        Err(StoreError::Unavailable(format!("job {id} is updated too often to commit a change")))
+        Err(StoreError::Unavailable(Fault::new(format!("job {id} is updated too often to commit a change"))))
     }
 
     async fn put_replica(&self, job: Job) -> Result<bool, StoreError> {
@@ -360,7 +362,7 @@ impl JobStore for S3JobStore {
             }
             tokio::time::sleep(S3JobStore::backoff(attempt)).await;
         }
-        Err(StoreError::Unavailable(format!("job {} is updated too often to copy", job.id)))
+        Err(StoreError::Unavailable(Fault::new(format!("job {} is updated too often to copy", job.id))))
     }
 
     async fn list_by_tenant(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::objects::{Bucket, Condition, ObjectError};
 use crate::domain::TenantId;
+use crate::ports::Fault;
 use crate::ports::{TenantDirectory, TenantError};
 
 const TENANTS: &str = "tenants/";
@@ -43,7 +44,7 @@ fn api_key_key(key_hash: &str) -> Option<String> {
 
 impl From<ObjectError> for TenantError {
     fn from(err: ObjectError) -> TenantError {
-        TenantError::Unavailable(err.to_string())
+        TenantError::Unavailable(Fault::from_error(err))
     }
 }
 
@@ -51,7 +52,7 @@ impl From<ObjectError> for TenantError {
 impl TenantDirectory for S3TenantDirectory {
     async fn add_tenant(&self, tenant: &TenantId) -> Result<(), TenantError> {
         let record = TenantRecord { id: tenant.clone(), created_at: Utc::now() };
-        let bytes = serde_json::to_vec(&record).map_err(|e| TenantError::Unavailable(e.to_string()))?;
+        let bytes = serde_json::to_vec(&record).map_err(|e| TenantError::Unavailable(Fault::from_error(e)))?;
         // Already there is fine: adding a tenant is idempotent.
         self.bucket.put(&tenant_key(tenant), Bytes::from(bytes), &Condition::IfAbsent).await?;
         Ok(())
@@ -62,14 +63,14 @@ impl TenantDirectory for S3TenantDirectory {
             return Err(TenantError::NotFound(tenant.clone()));
         }
         let key = api_key_key(key_hash)
-            .ok_or_else(|| TenantError::Unavailable(format!("api key hash {key_hash:?} is not hex")))?;
+            .ok_or_else(|| TenantError::Unavailable(Fault::new(format!("api key hash {key_hash:?} is not hex"))))?;
         let owner = Bytes::from(tenant.as_str().to_owned());
         if self.bucket.put(&key, owner, &Condition::IfAbsent).await?.is_some() {
             return Ok(());
         }
         match self.find_tenant_by_key(key_hash).await? {
             Some(existing) if existing == *tenant => Ok(()),
-            _ => Err(TenantError::Unavailable("api key hash is already registered".to_owned())),
+            _ => Err(TenantError::Unavailable(Fault::new("api key hash is already registered"))),
         }
     }
 
@@ -77,7 +78,7 @@ impl TenantDirectory for S3TenantDirectory {
         let Some(key) = api_key_key(key_hash) else { return Ok(None) };
         let Some(fetched) = self.bucket.get(&key).await? else { return Ok(None) };
         let owner = std::str::from_utf8(&fetched.bytes).ok().and_then(|s| s.parse().ok());
-        owner.map(Some).ok_or_else(|| TenantError::Unavailable(format!("{key} does not name a tenant")))
+        owner.map(Some).ok_or_else(|| TenantError::Unavailable(Fault::new(format!("{key} does not name a tenant"))))
     }
 
     async fn list_tenants(&self) -> Result<Vec<TenantId>, TenantError> {

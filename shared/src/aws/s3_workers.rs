@@ -6,6 +6,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::objects::{Bucket, Condition, ObjectError};
+use crate::ports::Fault;
 use crate::ports::{RegistryError, WorkerBeat, WorkerOrders, WorkerRegistry};
 
 const BEATS: &str = "workers/beats/";
@@ -22,8 +23,8 @@ impl S3WorkerRegistry {
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Unavailable(err.to_string())
+fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> RegistryError {
+    RegistryError::Unavailable(Fault::from_error(err))
 }
 
 impl From<ObjectError> for RegistryError {

@@ -5,6 +5,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use crate::ports::Fault;
 use crate::ports::{BlobError, QueueError, StoreError, TenantError};
 
 /// A failed S3 or SQS call: throttling, network trouble, a refused request.
@@ -72,24 +73,24 @@ impl From<BuildError> for CallError {
 
 impl From<CallError> for BlobError {
     fn from(err: CallError) -> BlobError {
-        BlobError::Unavailable(err.to_string())
+        BlobError::Unavailable(Fault::from_error(err))
     }
 }
 
 impl From<CallError> for StoreError {
     fn from(err: CallError) -> StoreError {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(Fault::from_error(err))
     }
 }
 
 impl From<CallError> for TenantError {
     fn from(err: CallError) -> TenantError {
-        TenantError::Unavailable(err.to_string())
+        TenantError::Unavailable(Fault::from_error(err))
     }
 }
 
 impl From<CallError> for QueueError {
     fn from(err: CallError) -> QueueError {
-        QueueError::Unavailable(err.to_string())
+        QueueError::Unavailable(Fault::from_error(err))
     }
 }

@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use super::objects::{Bucket, Condition, ObjectError};
 use super::service_error::CallError;
+use crate::ports::Fault;
 use crate::ports::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};
 
 /// Largest body sent inline: SQS's classic limit for a whole message (bodies and attributes).
@@ -34,7 +35,7 @@ const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Message attribute naming the payload object of a claim-checked message.
 pub(crate) const CLAIM_CHECK_ATTRIBUTE: &str = "surge-claim-check";
 /// Where claim-checked payloads live in the bucket.
-pub(crate) const PAYLOAD_PREFIX: &str = "queue-payloads/";
+pub(crate) const PAYLOAD_PREFIX: &str = crate::keys::QUEUE_PAYLOADS;
 
 /// A [`Queue`] over one SQS queue.
 pub(crate) struct SqsQueue {
@@ -94,12 +95,12 @@ impl SqsQueue {
             .map_err(|e| CallError::from_sdk("SendMessageBatch", e))?;
         match output.failed().first() {
             // The caller sends the whole batch again; duplicates are part of at-least-once.
-            Some(failed) => Err(QueueError::Unavailable(format!(
+            Some(failed) => Err(QueueError::Unavailable(Fault::new(format!(
                 "SendMessageBatch refused {} of {} messages: {}",
                 output.failed().len(),
                 chunk.len(),
                 describe(failed)
-            ))),
+            )))),
             None => Ok(()),
         }
     }
@@ -214,7 +215,9 @@ impl SqsQueue {
         }
         // An invalid receipt means the message is already gone: acks are idempotent.
         match output.failed().iter().find(|f| !matches!(entry_error(f), QueueError::ReceiptExpired)) {
-            Some(failed) => Err(QueueError::Unavailable(format!("DeleteMessageBatch: {}", describe(failed)))),
+            Some(failed) => {
+                Err(QueueError::Unavailable(Fault::new(format!("DeleteMessageBatch: {}", describe(failed)))))
+            }
             None => Ok(()),
         }
     }
@@ -295,7 +298,7 @@ fn entry_error(failed: &BatchResultErrorEntry) -> QueueError {
         "InvalidParameterValue" => message.contains("ReceiptHandle") || message.contains("receipt handle"),
         _ => false,
     };
-    if stale { QueueError::ReceiptExpired } else { QueueError::Unavailable(describe(failed)) }
+    if stale { QueueError::ReceiptExpired } else { QueueError::Unavailable(Fault::new(describe(failed))) }
 }
 
 #[async_trait]

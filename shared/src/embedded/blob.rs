@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::ports::Fault;
 use crate::ports::{BlobError, BlobMeta, BlobStore, validate_blob_key};
 
 const TMP_DIR: &str = ".tmp";
@@ -54,14 +55,16 @@ impl FsBlobStore {
                 }
             }
             sync_dir(&parent)?;
-            meta_of(&key, &path).map(|m| m.ok_or_else(|| unavailable("object vanished after write")))?.map(Some)
+            meta_of(&key, &path)
+                .map(|m| m.ok_or_else(|| BlobError::Unavailable(Fault::new("object vanished after write"))))?
+                .map(Some)
         })
         .await
     }
 }
 
-fn unavailable(err: impl std::fmt::Display) -> BlobError {
-    BlobError::Unavailable(err.to_string())
+fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> BlobError {
+    BlobError::Unavailable(Fault::from_error(err))
 }
 
 async fn blocking<R: Send + 'static>(
@@ -118,7 +121,9 @@ fn collect_keys(root: &Path, dir: &Path, prefix: &str, keys: &mut Vec<String>) -
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<BlobMeta, BlobError> {
-        self.write(key, bytes, true).await?.ok_or_else(|| unavailable("replacing write reported no object"))
+        self.write(key, bytes, true)
+            .await?
+            .ok_or_else(|| BlobError::Unavailable(Fault::new("replacing write reported no object")))
     }
 
     async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<Option<BlobMeta>, BlobError> {

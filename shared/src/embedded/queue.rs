@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::sqlite::{Database, DbError};
+use crate::ports::Fault;
 use crate::ports::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};
 
 const SCHEMA: &str = "
@@ -79,7 +80,7 @@ pub struct EmbeddedQueue {
 
 impl From<DbError> for QueueError {
     fn from(err: DbError) -> QueueError {
-        QueueError::Unavailable(err.to_string())
+        QueueError::Unavailable(Fault::from_error(err))
     }
 }
 
@@ -92,7 +93,7 @@ fn millis(d: Duration) -> i64 {
 }
 
 fn sql_err(err: rusqlite::Error) -> QueueError {
-    QueueError::Unavailable(err.to_string())
+    QueueError::Unavailable(Fault::from_error(err))
 }
 
 /// Receipts are `<row id>.<delivery token>`.

@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::sqlite::{Database, DbError};
 use crate::domain::{Job, JobId, JobStatus, TenantId};
 use crate::ports::{
-    CreateOutcome, JobPage, JobStore, RegistryError, StoreError, TenantDirectory, TenantError, Transition, WorkerBeat,
-    WorkerOrders, WorkerRegistry,
+    CreateOutcome, Fault, JobPage, JobStore, RegistryError, StoreError, TenantDirectory, TenantError, Transition,
+    WorkerBeat, WorkerOrders, WorkerRegistry,
 };
 
 const SCHEMA: &str = "
@@ -64,26 +64,26 @@ impl SqliteState {
 
 impl From<DbError> for StoreError {
     fn from(err: DbError) -> StoreError {
-        StoreError::Unavailable(err.to_string())
+        StoreError::Unavailable(Fault::from_error(err))
     }
 }
 
 impl From<DbError> for TenantError {
     fn from(err: DbError) -> TenantError {
-        TenantError::Unavailable(err.to_string())
+        TenantError::Unavailable(Fault::from_error(err))
     }
 }
 
 fn sql_err(err: rusqlite::Error) -> StoreError {
-    StoreError::Unavailable(err.to_string())
+    StoreError::Unavailable(Fault::from_error(err))
 }
 
 fn decode(record: &str) -> Result<Job, StoreError> {
-    serde_json::from_str(record).map_err(|e| StoreError::Unavailable(format!("corrupt job record: {e}")))
+    serde_json::from_str(record).map_err(|e| StoreError::Unavailable(Fault::caused_by("corrupt job record", e)))
 }
 
 fn encode(job: &Job) -> Result<String, StoreError> {
-    serde_json::to_string(job).map_err(|e| StoreError::Unavailable(format!("unencodable job record: {e}")))
+    serde_json::to_string(job).map_err(|e| StoreError::Unavailable(Fault::caused_by("unencodable job record", e)))
 }
 
 fn load(conn: &Connection, id: &str) -> Result<Option<Job>, StoreError> {
@@ -266,7 +266,7 @@ impl JobStore for SqliteState {
 }
 
 fn tenant_err(err: rusqlite::Error) -> TenantError {
-    TenantError::Unavailable(err.to_string())
+    TenantError::Unavailable(Fault::from_error(err))
 }
 
 #[async_trait]
@@ -304,7 +304,7 @@ impl TenantDirectory for SqliteState {
                     .map_err(tenant_err)?;
                 match owner {
                     Some(owner) if owner == tenant.as_str() => Ok(()),
-                    Some(_) => Err(TenantError::Unavailable("api key hash is already registered".to_owned())),
+                    Some(_) => Err(TenantError::Unavailable(Fault::new("api key hash is already registered"))),
                     None => {
                         conn.execute(
                             "INSERT INTO api_keys (key_hash, tenant, created_at) VALUES (?1, ?2, ?3)",
@@ -363,12 +363,12 @@ impl TenantDirectory for SqliteState {
 
 impl From<DbError> for RegistryError {
     fn from(err: DbError) -> RegistryError {
-        RegistryError::Unavailable(err.to_string())
+        RegistryError::Unavailable(Fault::from_error(err))
     }
 }
 
-fn registry_err(err: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Unavailable(err.to_string())
+fn registry_err(err: impl std::error::Error + Send + Sync + 'static) -> RegistryError {
+    RegistryError::Unavailable(Fault::from_error(err))
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! The blob store port: documents and results, written atomically.
 
+use super::fault::Fault;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -43,7 +44,15 @@ pub enum BlobError {
     Corrupt(String),
     /// The backend could not be reached or failed; retry later.
     #[error("blob store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Fault),
+}
+
+impl BlobError {
+    /// Whether the failure lies with the infrastructure, so the same call may succeed later
+    /// (retry with backoff; never blame the document for it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BlobError::Unavailable(_))
+    }
 }
 
 /// Checks a key against the port's key grammar.

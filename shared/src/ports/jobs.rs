@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::fault::Fault;
 use crate::domain::{Job, JobId, JobStatus, TenantId, TransitionError};
 
 /// A function that computes a job's next state from its current one, or refuses.
@@ -69,5 +70,13 @@ pub enum StoreError {
     Transition(#[from] TransitionError),
     /// The backend could not be reached or failed; retry later.
     #[error("job store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Fault),
+}
+
+impl StoreError {
+    /// Whether the failure lies with the infrastructure, so the same call may succeed later
+    /// (retry with backoff; never blame the document for it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }

@@ -7,6 +7,7 @@
 
 mod backends;
 mod blob;
+mod fault;
 mod jobs;
 mod queue;
 mod scale;
@@ -15,6 +16,7 @@ mod workers;
 
 pub use backends::{Backends, queue_names};
 pub use blob::{BlobError, BlobMeta, BlobStore, validate_blob_key};
+pub use fault::Fault;
 pub use jobs::{CreateOutcome, JobPage, JobStore, StoreError, Transition};
 pub use queue::{Queue, QueueDepth, QueueError, Receipt, ReceivedMessage};
 pub use scale::{PoolSize, ScaleError, ScaleTarget};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::fault::Fault;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -96,5 +97,13 @@ pub enum QueueError {
     TooLarge { size: usize, limit: usize },
     /// The backend could not be reached or failed; retry later.
     #[error("queue unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Fault),
+}
+
+impl QueueError {
+    /// Whether the failure lies with the infrastructure, so the same call may succeed later
+    /// (retry with backoff; never blame the document for it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, QueueError::Unavailable(_))
+    }
 }

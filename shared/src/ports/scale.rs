@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::fault::Fault;
 use crate::domain::Lane;
 use crate::ports::WorkerBeat;
 
@@ -53,7 +54,15 @@ pub enum ScaleError {
     #[error("no pool is configured for lane {0}")]
     UnknownLane(Lane),
     #[error("scale target unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Fault),
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl ScaleError {
+    /// Whether the failure lies with the infrastructure, so the same call may succeed later
+    /// (retry with backoff; never blame the document for it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ScaleError::Unavailable(_))
+    }
 }

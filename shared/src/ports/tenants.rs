@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::fault::Fault;
 use crate::domain::TenantId;
 
 /// Tenants and their API keys. Keys are stored only as SHA-256 hashes: they are 256-bit random
@@ -29,7 +30,15 @@ pub enum TenantError {
     #[error("tenant {0} not found")]
     NotFound(TenantId),
     #[error("tenant directory unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Fault),
+}
+
+impl TenantError {
+    /// Whether the failure lies with the infrastructure, so the same call may succeed later
+    /// (retry with backoff; never blame the document for it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TenantError::Unavailable(_))
+    }
 }
 
 /// A freshly generated API key. Shown to the user once; only its hash is stored.

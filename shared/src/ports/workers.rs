@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::fault::Fault;
 use crate::domain::{JobId, Lane};
 
 /// What a worker says about itself on every heartbeat.
@@ -79,5 +80,13 @@ pub trait WorkerRegistry: Send + Sync + 'static {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error("worker registry unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Fault),
+}
+
+impl RegistryError {
+    /// Whether the failure lies with the infrastructure, so the same call may succeed later
+    /// (retry with backoff; never blame the document for it).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::Unavailable(_))
+    }
 }

@@ -24,7 +24,7 @@ use super::work::work;
 /// attempt on its job in the job's span, and counts and logs the outcome.
 pub(super) async fn handle(context: &Context, lane: Lane, message: ReceivedMessage, hand_back: CancellationToken) {
     let queue = context.backends.lane(lane);
-    let job_message: JobMessage = match serde_json::from_slice(&message.body) {
+    let job_message = match JobMessage::decode(&message.body) {
         Ok(parsed) => parsed,
         Err(err) => {
             warn!(%lane, error = %err, "undecodable message; moving it to the dead-letter queue");

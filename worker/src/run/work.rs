@@ -1,9 +1,9 @@
 //! The work of one claimed job: load its document and chart, extract the proposal on the CPU
-//! pool and store it; or, for benchmarks, nothing at all (no-op jobs) or a fixed sleep (the
-//! `sleep:` processor).
+//! pool and store it; or, for benchmarks, nothing at all (the `noop` processor) or a fixed
+//! sleep (the `sleep:` processor).
 
 use shared::config::Processor;
-use shared::domain::{DocumentType, ErrorCode, Job, JobError};
+use shared::domain::{ErrorCode, Job, JobError};
 
 use super::Context;
 use super::charts::tenant_chart;
@@ -16,12 +16,13 @@ pub(super) async fn work(context: &Context, job: &Job) -> Result<Option<String>,
     if !context.options.debug_delay.is_zero() {
         tokio::time::sleep(context.options.debug_delay).await;
     }
-    if job.document_type == DocumentType::BenchNoop {
-        return Ok(None);
-    }
-    if let Processor::Sleep(duration) = context.config.processor {
-        tokio::time::sleep(duration).await;
-        return store_result(context, job, &synthetic_result(job, context.config.processor)).await.map(Some);
+    match context.config.processor {
+        Processor::Noop => return Ok(None),
+        Processor::Sleep(duration) => {
+            tokio::time::sleep(duration).await;
+            return store_result(context, job, &synthetic_result(job, context.config.processor)).await.map(Some);
+        }
+        Processor::Extract => {}
     }
     let bytes = match context.backends.blobs.get(&job.blob_key).await {
         Ok(Some(bytes)) => bytes,
