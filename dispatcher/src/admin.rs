@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use shared::backend::Backends;
 use shared::config::{Config, MaintenanceWindow};
 use shared::domain::{JobId, JobStatus, TenantId};
+use shared::region::Topology;
 
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,8 +33,8 @@ use crate::recovery::{self, Status};
 use shared::ports::ScaleTarget;
 
 const COOKIE: &str = "surge_admin";
-/// `surge status` opens both regions; the dashboard polls every two seconds, so the answer is
-/// kept this long.
+/// The status reads every queue's depth and counts jobs; the dashboard polls every two seconds,
+/// so the answer is kept this long.
 const STATUS_FRESH_FOR: Duration = Duration::from_secs(5);
 /// Dead-letter jobs listed on the dashboard.
 const DEAD_LETTERS_SHOWN: usize = 20;
@@ -42,6 +43,9 @@ const DEAD_LETTERS_SHOWN: usize = 20;
 #[derive(Clone)]
 pub(crate) struct AdminState {
     config: Config,
+    /// The regions the server has open: the dashboard's status reads them without opening
+    /// them again.
+    topology: Topology,
     backends: Backends,
     board: SharedBoard,
     token_digest: Option<[u8; 32]>,
@@ -65,10 +69,17 @@ pub(crate) enum Workers {
 }
 
 impl AdminState {
-    pub(crate) fn new(config: Config, backends: Backends, board: SharedBoard, workers: Workers) -> AdminState {
+    pub(crate) fn new(
+        config: Config,
+        topology: Topology,
+        backends: Backends,
+        board: SharedBoard,
+        workers: Workers,
+    ) -> AdminState {
         let token_digest = config.api.admin_token.as_deref().map(digest);
         AdminState {
             config,
+            topology,
             backends,
             board,
             token_digest,
@@ -356,7 +367,8 @@ impl<T: Clone> Fresh<T> {
 }
 
 async fn cached_status(state: &AdminState) -> Result<Status, String> {
-    state.status.get_or_fetch(|| async { recovery::status(&state.config).await.map_err(|e| e.to_string()) }).await
+    let has_secondary = state.config.secondary_region().is_some();
+    state.status.get_or_fetch(|| async { Ok(recovery::status_of(&state.topology, has_secondary).await) }).await
 }
 
 async fn cached_dead_letters(state: &AdminState) -> Result<Vec<DeadLetter>, String> {
@@ -647,8 +659,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
         config.api.admin_token = Some("an-admin-token-of-length".into());
-        let backends = Backends::open(&config).await.unwrap();
-        (AdminState::new(config, backends, SharedBoard::default(), Workers::Elsewhere), dir)
+        let topology = shared::region::Topology::open(&config).await.unwrap();
+        let backends = topology.backends();
+        (AdminState::new(config, topology, backends, SharedBoard::default(), Workers::Elsewhere), dir)
     }
 
     async fn get(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Response {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use shared::config::LaneConfig;
 use shared::domain::{Lane, TenantId};
-use shared::ports::{ScaleTarget, WorkerBeat};
+use shared::ports::{PoolSize, ScaleTarget, WorkerBeat};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -115,17 +115,7 @@ pub(crate) async fn run(
             let lane_beats: Vec<&WorkerBeat> =
                 beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
             let lane_completions = completions.get(&lane).cloned().unwrap_or_default();
-            let mut durations: Vec<f64> = lane_completions.iter().map(|c| c.duration.as_secs_f64()).collect();
-            durations.sort_by(f64::total_cmp);
-            for &secs in &durations {
-                metrics::histogram!(shared::series::JOB_DURATION_SECONDS, "lane" => lane.as_str()).record(secs);
-            }
-            let (finished, failed) = finished.get(&lane).copied().unwrap_or((0, 0));
-            metrics::counter!(shared::series::JOBS_COMPLETED_TOTAL, "lane" => lane.as_str()).increment(finished);
-            metrics::counter!(shared::series::JOBS_FINISHED_TOTAL, "lane" => lane.as_str(), "status" => "succeeded")
-                .increment(finished.saturating_sub(failed));
-            metrics::counter!(shared::series::JOBS_FINISHED_TOTAL, "lane" => lane.as_str(), "status" => "failed")
-                .increment(failed);
+            let durations = record_completions(lane, &lane_completions, finished.get(&lane).copied());
             let observation = observe(
                 lane,
                 loads.get(&lane).cloned().unwrap_or_default(),
@@ -143,6 +133,7 @@ pub(crate) async fn run(
             metrics::gauge!(shared::series::WORKERS_RUNNING, "lane" => lane.as_str()).set(lane_beats.len() as f64);
             metrics::gauge!(shared::series::BACKLOG_JOBS, "lane" => lane.as_str()).set(observation.visible_jobs as f64);
             metrics::gauge!(shared::series::BACKLOG_SECONDS, "lane" => lane.as_str()).set(backlog_secs);
+            let completed = finished.get(&lane).map_or(0, |(done, _)| *done);
             sample.lanes.insert(
                 lane,
                 LaneSample {
@@ -151,36 +142,66 @@ pub(crate) async fn run(
                     in_flight_jobs: observation.in_flight_jobs,
                     desired: decision.desired,
                     running: lane_beats.len(),
-                    completed: finished,
+                    completed,
                     duration_p50_secs: quantile(&durations, 0.5),
                     duration_p95_secs: quantile(&durations, 0.95),
                     duration_p99_secs: quantile(&durations, 0.99),
                 },
             );
-            let resize = decision.desired != pool.desired;
-            // Workers above the target leave as they run out of work: when nothing waits.
-            let retire = pool.running > decision.desired && observation.visible_jobs == 0;
-            if resize || retire {
-                let mut idle: Vec<WorkerBeat> =
-                    lane_beats.iter().filter(|b| b.in_flight.is_empty()).map(|b| (*b).clone()).collect();
-                // Longest-running idle workers go first: the young ones are the likeliest to be
-                // needed again soon and have paid their start-up cost most recently.
-                idle.sort_by_key(|b| b.started_at);
-                let applied = if resize {
-                    target.set_desired(lane, decision.desired, &idle).await
-                } else {
-                    target.retire_idle(lane, decision.desired, &idle).await
-                };
-                if let Err(err) = applied {
-                    warn!(%lane, error = %err, "could not resize the pool");
-                }
-            }
+            apply(target.as_ref(), lane, &decision, &pool, &observation, &lane_beats).await;
         }
         board.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
         let mut snapshot = workers_seen.lock().unwrap_or_else(|p| p.into_inner());
         snapshot.seq += 1;
         snapshot.taken_at = Some(Instant::now());
         snapshot.lanes = seen;
+    }
+}
+
+/// Exports a lane's completions since the last tick (durations, finished and failed counts) and
+/// returns their durations, sorted.
+fn record_completions(lane: Lane, completions: &[Completion], finished: Option<(u64, u64)>) -> Vec<f64> {
+    let mut durations: Vec<f64> = completions.iter().map(|c| c.duration.as_secs_f64()).collect();
+    durations.sort_by(f64::total_cmp);
+    for &secs in &durations {
+        metrics::histogram!(shared::series::JOB_DURATION_SECONDS, "lane" => lane.as_str()).record(secs);
+    }
+    let (finished, failed) = finished.unwrap_or((0, 0));
+    metrics::counter!(shared::series::JOBS_COMPLETED_TOTAL, "lane" => lane.as_str()).increment(finished);
+    metrics::counter!(shared::series::JOBS_FINISHED_TOTAL, "lane" => lane.as_str(), "status" => "succeeded")
+        .increment(finished.saturating_sub(failed));
+    metrics::counter!(shared::series::JOBS_FINISHED_TOTAL, "lane" => lane.as_str(), "status" => "failed")
+        .increment(failed);
+    durations
+}
+
+/// Hands a decision to the scale target: a new size, or, at the same size, the retirement of
+/// workers above the target once nothing waits (they leave as they run out of work).
+async fn apply(
+    target: &dyn ScaleTarget,
+    lane: Lane,
+    decision: &Decision,
+    pool: &PoolSize,
+    observation: &LaneObservation,
+    lane_beats: &[&WorkerBeat],
+) {
+    let resize = decision.desired != pool.desired;
+    let retire = pool.running > decision.desired && observation.visible_jobs == 0;
+    if !resize && !retire {
+        return;
+    }
+    let mut idle: Vec<WorkerBeat> =
+        lane_beats.iter().filter(|b| b.in_flight.is_empty()).map(|b| (*b).clone()).collect();
+    // Longest-running idle workers go first: the young ones are the likeliest to be needed
+    // again soon and have paid their start-up cost most recently.
+    idle.sort_by_key(|b| b.started_at);
+    let applied = if resize {
+        target.set_desired(lane, decision.desired, &idle).await
+    } else {
+        target.retire_idle(lane, decision.desired, &idle).await
+    };
+    if let Err(err) = applied {
+        warn!(%lane, error = %err, "could not resize the pool");
     }
 }
 

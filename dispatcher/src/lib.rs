@@ -46,13 +46,14 @@ pub struct Autoscaling {
 /// autoscaler until `shutdown`. The API stops accepting first; requests in progress finish.
 pub async fn serve(
     config: &Config,
-    backends: Backends,
+    topology: Topology,
     metrics: Option<PrometheusHandle>,
     listener: TcpListener,
     autoscaling: Option<Autoscaling>,
     pool: Option<Arc<pool::LocalPool>>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let backends = topology.backends();
     let tasks = TaskTracker::new();
     let dispatcher_stop = shutdown.child_token();
     let lost_after = Duration::from_secs(config.dispatcher.worker_lost_after_secs);
@@ -81,7 +82,7 @@ pub async fn serve(
     }
     tasks.spawn(admin::export_maintenance(config.maintenance.clone(), dispatcher_stop.clone()));
     tasks.spawn(admin::export_queue_depths(backends.clone(), dispatcher_stop.clone()));
-    let admin = admin::router(admin::AdminState::new(config.clone(), backends.clone(), board, workers));
+    let admin = admin::router(admin::AdminState::new(config.clone(), topology, backends.clone(), board, workers));
     let app = api::router(api::ApiState::new(backends, config.api.clone(), metrics)).merge(admin);
     let api_stop = shutdown.clone();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move { api_stop.cancelled().await }).await;
@@ -190,83 +191,38 @@ pub async fn up(
     };
     config.api.admin_token = Some(admin_token.clone());
     let topology = Topology::open(&config).await?;
-    let backends = topology.backends();
     tracing::info!(
         active = %topology.active(),
         epoch = topology.epoch.epoch,
         replication = ?topology.effective_mode(),
         "regions resolved"
     );
-    let demo_key = if backends.tenants.list_tenants().await?.is_empty() {
-        let demo: TenantId = "demo".parse().expect("a valid tenant id");
-        Some(add_tenant(&backends, &demo).await?)
-    } else {
-        None
-    };
+    let demo_key = first_start(&topology.backends()).await?;
     let listener = TcpListener::bind(config.api.listen)
         .await
         .map_err(|source| UpError::Listen { address: config.api.listen, source })?;
     let address = listener.local_addr().map_err(UpError::Serve)?;
     on_ready(Ready { address, demo_key, admin_token });
 
-    let mut args = vec!["--data-dir".to_owned(), config.data_dir.display().to_string()];
-    if let Some(file) = &options.config_file {
-        args.extend(["--config".to_owned(), file.display().to_string()]);
-    }
-    // On ECS the workers are the services' tasks: the local pool stays empty.
-    let local_sizes = match config.pool.ecs {
-        Some(_) => (0, 0),
-        None => (config.pool.small_workers, config.pool.large_workers),
-    };
-    let spec = pool::PoolSpec {
-        binary: options.worker_binary,
-        args,
-        env: Vec::new(),
-        sizes: vec![(Lane::Small, local_sizes.0), (Lane::Large, local_sizes.1)],
-        drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
-    };
     // The pool stops with everything else: on a terminal's Ctrl-C the workers got SIGINT too and
     // are already draining; they must not be restarted.
     let pool_stop = shutdown.child_token();
-    let pool = Arc::new(pool::LocalPool::start(spec));
+    let pool = Arc::new(pool::LocalPool::start(pool_spec(&config, options)));
     let supervisor = {
         let pool = Arc::clone(&pool);
         let stop = pool_stop.clone();
         tokio::spawn(async move { pool.supervise(stop).await })
     };
-    let autoscaling = if config.pool.autoscale {
-        let mut scaling = config.scaling.clone();
-        if config.pool.ecs.is_none() {
-            fit_to_this_machine(&mut scaling, &config);
-        }
-        let target: Arc<dyn ScaleTarget> = match &config.pool.ecs {
-            Some(ecs) => {
-                tracing::info!(cluster = %ecs.cluster, small = %ecs.small_service, large = %ecs.large_service, "scaling ECS services");
-                Arc::new(shared::aws::EcsScaleTarget::connect(ecs).await)
-            }
-            None => pool.clone(),
-        };
-        Some(Autoscaling { target, config: scaling })
-    } else {
-        None
-    };
+    let autoscaling = autoscaling(&config, &pool).await;
     let check_every = Duration::from_millis(config.replication.check_every_ms);
     let fenced = topology.fence(check_every, &shutdown);
     let serving = shutdown.child_token();
     let background = TaskTracker::new();
     background.spawn(recovery::ship::run(topology.clone(), check_every, serving.clone()));
-    background.spawn(backup_schedule(config.clone(), serving.clone()));
-    {
-        let (fenced, serving) = (fenced.clone(), serving.clone());
-        background.spawn(async move {
-            tokio::select! {
-                _ = fenced.cancelled() => serving.cancel(),
-                _ = serving.cancelled() => {}
-            }
-        });
-    }
+    background.spawn(backup_schedule(config.clone(), topology.clone(), serving.clone()));
+    background.spawn(stop_when_fenced(fenced.clone(), serving.clone()));
     let local_pool = config.pool.ecs.is_none().then(|| Arc::clone(&pool));
-    let served = serve(&config, backends, metrics, listener, autoscaling, local_pool, serving.clone()).await;
+    let served = serve(&config, topology, metrics, listener, autoscaling, local_pool, serving.clone()).await;
     serving.cancel();
     pool_stop.cancel();
     let _ = supervisor.await;
@@ -279,8 +235,66 @@ pub async fn up(
     Ok(())
 }
 
-/// Takes a backup every `backup.every_secs` (the first one after one period).
-async fn backup_schedule(config: Config, stop: CancellationToken) {
+/// On first start (no tenants yet) creates the `demo` tenant and returns its key.
+async fn first_start(backends: &Backends) -> Result<Option<ApiKey>, UpError> {
+    if !backends.tenants.list_tenants().await?.is_empty() {
+        return Ok(None);
+    }
+    let demo: TenantId = "demo".parse().map_err(|_| UpError::Config("the demo tenant's name".into()))?;
+    Ok(Some(add_tenant(backends, &demo).await?))
+}
+
+/// The local pool of `surge-worker` processes: empty on ECS, where the workers are the
+/// services' tasks.
+fn pool_spec(config: &Config, options: UpOptions) -> pool::PoolSpec {
+    let mut args = vec!["--data-dir".to_owned(), config.data_dir.display().to_string()];
+    if let Some(file) = &options.config_file {
+        args.extend(["--config".to_owned(), file.display().to_string()]);
+    }
+    let (small, large) = match config.pool.ecs {
+        Some(_) => (0, 0),
+        None => (config.pool.small_workers, config.pool.large_workers),
+    };
+    pool::PoolSpec {
+        binary: options.worker_binary,
+        args,
+        env: Vec::new(),
+        sizes: vec![(Lane::Small, small), (Lane::Large, large)],
+        drain_timeout: Duration::from_secs(config.worker.drain_timeout_secs),
+    }
+}
+
+/// What the autoscaler resizes, if it is on: the ECS services, or the local pool (capped to
+/// this machine).
+async fn autoscaling(config: &Config, pool: &Arc<pool::LocalPool>) -> Option<Autoscaling> {
+    if !config.pool.autoscale {
+        return None;
+    }
+    let mut scaling = config.scaling.clone();
+    let target: Arc<dyn ScaleTarget> = match &config.pool.ecs {
+        Some(ecs) => {
+            tracing::info!(cluster = %ecs.cluster, small = %ecs.small_service, large = %ecs.large_service, "scaling ECS services");
+            Arc::new(shared::aws::EcsScaleTarget::connect(ecs).await)
+        }
+        None => {
+            fit_to_this_machine(&mut scaling, config);
+            pool.clone()
+        }
+    };
+    Some(Autoscaling { target, config: scaling })
+}
+
+/// Stops serving as soon as this region is fenced by a newer epoch.
+async fn stop_when_fenced(fenced: CancellationToken, serving: CancellationToken) {
+    tokio::select! {
+        _ = fenced.cancelled() => serving.cancel(),
+        _ = serving.cancelled() => {}
+    }
+}
+
+/// Takes a backup every `backup.every_secs` (the first one after one period), of the regions
+/// the server already has open.
+async fn backup_schedule(config: Config, topology: Topology, stop: CancellationToken) {
     if config.backup.every_secs == 0 || config.secondary_region().is_none() {
         return;
     }
@@ -290,7 +304,7 @@ async fn backup_schedule(config: Config, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        match recovery::backup::create(&config).await {
+        match recovery::backup::create_in(&topology, &config.backup).await {
             Ok(manifest) => tracing::info!(backup = %manifest.id, jobs = manifest.jobs, "backup created"),
             Err(err) => {
                 metrics::counter!(shared::series::BACKUP_FAILURES_TOTAL).increment(1);

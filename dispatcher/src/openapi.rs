@@ -119,6 +119,7 @@ mod tests {
         config.api.admin_token = Some(PROBE_ADMIN_TOKEN.to_owned());
         let admin = admin::router(admin::AdminState::new(
             config,
+            shared::region::Topology::single(backends.clone()),
             backends.clone(),
             SharedBoard::default(),
             admin::Workers::Elsewhere,

@@ -286,17 +286,7 @@ pub(crate) async fn run(
                     if lane == Lane::Small {
                         small_depth = depth;
                     }
-                    let visible = depth.map(|d| d.visible);
-                    metrics::gauge!(shared::series::DISPATCHER_HELD_JOBS, "lane" => lane.as_str()).set(queue.len() as f64);
-                    let mut board = load.lock().unwrap_or_else(|p| p.into_inner());
-                    let entry = board.entry(lane).or_default();
-                    entry.held_jobs = queue.len() as u64;
-                    entry.held_units = queue.units();
-                    entry.oldest_enqueued = queue.oldest_enqueued();
-                    entry.busiest = queue.busiest(BUSIEST).into_iter().map(|(t, n)| (t, n as u64)).collect();
-                    if let Some(visible) = visible {
-                        entry.released_waiting = visible;
-                    }
+                    publish_load(&load, lane, queue, depth.map(|d| d.visible));
                 }
                 if let (Some(small), Some(large), Some(depth)) = (small_workers, large_workers, small_depth)
                     && seq != lent_for
@@ -322,13 +312,36 @@ pub(crate) async fn run(
     // The receiver sees the cancellation after its current long poll; what it got meanwhile is
     // still in the inbox.
     let _ = receiver.await;
+    hand_back_held(&backends, &mut fair, inbox).await;
+}
+
+/// Publishes a lane's held work for the autoscaler and as `surge_dispatcher_held_jobs`.
+fn publish_load(load: &LoadBoard, lane: Lane, queue: &FairQueue, visible: Option<u64>) {
+    metrics::gauge!(shared::series::DISPATCHER_HELD_JOBS, "lane" => lane.as_str()).set(queue.len() as f64);
+    let mut board = load.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = board.entry(lane).or_default();
+    entry.held_jobs = queue.len() as u64;
+    entry.held_units = queue.units();
+    entry.oldest_enqueued = queue.oldest_enqueued();
+    entry.busiest = queue.busiest(BUSIEST).into_iter().map(|(t, n)| (t, n as u64)).collect();
+    if let Some(visible) = visible {
+        entry.released_waiting = visible;
+    }
+}
+
+/// On shutdown, hands every held job (and every one still in the inbox) back to the incoming
+/// queue at once, rather than after its visibility timeout.
+async fn hand_back_held(
+    backends: &Backends,
+    fair: &mut PerLane<FairQueue>,
+    mut inbox: mpsc::Receiver<Vec<ReceivedMessage>>,
+) {
     inbox.close();
     let mut receipts: Vec<Receipt> =
         fair.values_mut().flat_map(FairQueue::iter_mut).map(|h| h.receipt.clone()).collect();
     while let Some(batch) = inbox.recv().await {
         receipts.extend(batch.into_iter().map(|m| m.receipt));
     }
-    // Hand held jobs back at once rather than after their visibility timeout.
     if !receipts.is_empty()
         && let Err(err) = backends.incoming.extend_visibility(&receipts, Duration::ZERO).await
     {

@@ -202,6 +202,11 @@ impl Topology {
     }
 
     /// How the active region mirrors now: off when the epoch stopped mirroring.
+    /// One region and nothing mirrored, for code that runs on a single store (tests, tools).
+    pub fn single(backends: Backends) -> Topology {
+        Topology { mode: ReplicationMode::Off, epoch: Epoch::first(), primary: Some(backends), secondary: None }
+    }
+
     pub fn effective_mode(&self) -> ReplicationMode {
         if self.epoch.mirroring { self.mode } else { ReplicationMode::Off }
     }

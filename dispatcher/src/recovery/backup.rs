@@ -87,8 +87,14 @@ fn store(topology: &Topology) -> Result<&Backends, RecoveryError> {
 /// Takes a backup of the active region and applies the retention policy.
 pub async fn create(config: &Config) -> Result<Manifest, RecoveryError> {
     let topology = Topology::open(config).await?;
-    let source = topology.region(topology.active()).expect("open checks the active region");
-    let target = store(&topology)?;
+    create_in(&topology, &config.backup).await
+}
+
+/// Takes a backup of the active region of regions already open (what the running server's
+/// schedule does) and applies the retention policy.
+pub(crate) async fn create_in(topology: &Topology, settings: &BackupConfig) -> Result<Manifest, RecoveryError> {
+    let source = topology.region(topology.active()).ok_or(RecoveryError::Unreachable(topology.active()))?;
+    let target = store(topology)?;
     let created_at = Utc::now();
     let id = created_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let (mut state, mut objects) = (Vec::new(), BTreeMap::new());
@@ -156,7 +162,7 @@ pub async fn create(config: &Config) -> Result<Manifest, RecoveryError> {
     target.blobs.put(&format!("{BACKUPS}{id}/state.jsonl"), Bytes::from(state)).await.map_err(failed)?;
     let json = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
     target.blobs.put(&format!("{BACKUPS}{id}/manifest.json"), Bytes::from(json)).await.map_err(failed)?;
-    prune(target, &config.backup, Utc::now()).await?;
+    prune(target, settings, Utc::now()).await?;
     Ok(manifest)
 }
 

@@ -16,8 +16,11 @@ use sha2::{Digest, Sha256};
 use shared::backend::Backends;
 use shared::config::{Config, RegionConfig};
 use shared::domain::{JobId, JobStatus, TenantId};
+use shared::ports::ApiKey;
 use shared::region::{RegionName, Topology};
 use tokio::process::{Child, Command};
+
+use crate::running::RunningDeployment;
 
 use super::{FailbackReport, FailoverReport, RecoveryError, Rpo, failback, failed, failover};
 
@@ -137,25 +140,14 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
         ));
     }
     let backends = topology.backends();
-    let mut keys = Vec::new();
-    for tenant in &options.tenants {
-        keys.push((tenant.clone(), crate::add_tenant(&backends, tenant).await.map_err(failed)?));
-    }
+    let keys = add_tenants(&backends, &options.tenants).await?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(failed)?;
     let documents: Vec<(usize, Bytes)> = (0..options.jobs).map(|i| (i, drill_invoice(&run_id, i))).collect();
     let (first, second) = documents.split_at(options.jobs / 2);
 
     // 1. Load on the primary: the deployment running on this data directory, or one of ours.
-    let running = match crate::running::find(&config.data_dir) {
-        Some(found) if is_ready(&client, &found.url).await => Some(found),
-        _ => None,
-    };
-    let mut own = match &running {
-        Some(_) => None,
-        None => Some(Deployment::start(&options.surge_binary, &healthy_file).await?),
-    };
-    let url = running.as_ref().map(|r| r.url.clone()).or_else(|| own.as_ref().map(|d| d.url.clone())).expect("one");
+    let (running, mut own, url) = load_target(&client, &config, options, &healthy_file).await?;
     let mut accepted = upload(&client, &url, &keys, &run_id, first).await?;
     let accepted_before_loss = accepted.len() as u64;
     // Lose it in the middle of the work: once about a third of what it accepted is done.
@@ -177,16 +169,7 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     let mut deployment = Deployment::start(&options.surge_binary, &lost_file).await?;
     accepted.extend(upload(&client, &deployment.url, &keys, &run_id, second).await?);
     let secondary = Topology::open(&lost.config).await?.backends();
-    // In async mode, jobs whose record had not been shipped are the RPO: they are late, not
-    // lost, and come back with the failback. Wait for the ones the secondary has.
-    let mut present = Vec::new();
-    for job in &accepted {
-        if secondary.jobs.get(job.id).await.map_err(failed)?.is_some() {
-            present.push(job.clone());
-        }
-    }
-    wait_terminal(&secondary, &present, options.timeout).await?;
-    let rto_secs = first_completion_after(&secondary, &accepted, failover_at).await?;
+    let rto_secs = finish_in_secondary(&secondary, &accepted, failover_at, options.timeout).await?;
 
     // 4. The primary comes back: fail back, finish there.
     deployment.stop().await;
@@ -201,25 +184,115 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     let primary = topology.region(RegionName::Primary).expect("active").clone();
     let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
     wait_terminal(&primary, &accepted, options.timeout).await?;
-    // Let the shipper empty the outbox (async mode) before comparing the regions.
-    let deadline = Instant::now() + options.timeout;
-    while shared::replication::unshipped(&primary).await.unwrap_or(0) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    drain_outbox(&primary, options.timeout).await;
     if let Some(deployment) = &mut deployment {
         deployment.stop().await;
     }
 
     // 5. Check.
-    let (mut completed, mut lost_jobs, mut mismatches) = (0, 0, 0);
+    let checked = check(&primary, secondary, &accepted).await?;
+    let duplicated = duplicates(&primary, &options.tenants, &run_id).await?;
+    let deployment = describe_deployment(running.as_ref(), restarted, &config.data_dir);
+    let report = DrillReport {
+        passed: checked.lost == 0 && duplicated == 0 && checked.mismatches == 0,
+        data_dir: config.data_dir.clone(),
+        deployment,
+        tenants: options.tenants.len(),
+        jobs_accepted: accepted.len() as u64,
+        accepted_before_loss,
+        completed_before_loss: done_before_loss as u64,
+        replication_mode,
+        jobs_completed: checked.completed,
+        jobs_lost: checked.lost,
+        jobs_duplicated: duplicated,
+        checksum_mismatches: checked.mismatches,
+        mismatched_keys: checked.mismatched_keys,
+        rpo: failover_report.rpo.clone(),
+        rto_secs,
+        failover: failover_report,
+        failback: failback_report,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(report)
+}
+
+/// Creates the drill's tenants, each with a fresh key.
+async fn add_tenants(backends: &Backends, tenants: &[TenantId]) -> Result<Vec<(TenantId, ApiKey)>, RecoveryError> {
+    let mut keys = Vec::new();
+    for tenant in tenants {
+        keys.push((tenant.clone(), crate::add_tenant(backends, tenant).await.map_err(failed)?));
+    }
+    Ok(keys)
+}
+
+/// Where the first half of the load goes: the deployment running on this data directory, or
+/// one the drill starts. Returns the running one (if any), the drill's own (if any) and the URL.
+async fn load_target(
+    client: &reqwest::Client,
+    config: &Config,
+    options: &DrillOptions,
+    healthy_file: &Path,
+) -> Result<(Option<RunningDeployment>, Option<Deployment>, String), RecoveryError> {
+    let running = match crate::running::find(&config.data_dir) {
+        Some(found) if is_ready(client, &found.url).await => Some(found),
+        _ => None,
+    };
+    if let Some(found) = running {
+        let url = found.url.clone();
+        return Ok((Some(found), None, url));
+    }
+    let own = Deployment::start(&options.surge_binary, healthy_file).await?;
+    let url = own.url.clone();
+    Ok((None, Some(own), url))
+}
+
+/// Waits for the secondary to finish the jobs it has and returns the RTO. In async mode, jobs
+/// whose record had not been shipped are the RPO: they are late, not lost, and come back with
+/// the failback.
+async fn finish_in_secondary(
+    secondary: &Backends,
+    accepted: &[Accepted],
+    failover_at: DateTime<Utc>,
+    timeout: Duration,
+) -> Result<Option<f64>, RecoveryError> {
+    let mut present = Vec::new();
+    for job in accepted {
+        if secondary.jobs.get(job.id).await.map_err(failed)?.is_some() {
+            present.push(job.clone());
+        }
+    }
+    wait_terminal(secondary, &present, timeout).await?;
+    first_completion_after(secondary, accepted, failover_at).await
+}
+
+/// Lets the shipper empty the outbox (async mode) before the regions are compared.
+async fn drain_outbox(primary: &Backends, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while shared::replication::unshipped(primary).await.unwrap_or(0) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the final check found.
+struct Checked {
+    completed: u64,
+    lost: u64,
+    mismatches: u64,
+    mismatched_keys: Vec<String>,
+}
+
+/// Every accepted job succeeded in the primary, and its document and result are the same in
+/// both regions (the document also matching the checksum taken at upload).
+async fn check(primary: &Backends, secondary: &Backends, accepted: &[Accepted]) -> Result<Checked, RecoveryError> {
+    let (mut completed, mut lost, mut mismatches) = (0, 0, 0);
     let mut mismatched_keys = Vec::new();
-    for job in &accepted {
+    for job in accepted {
         let Some(record) = primary.jobs.get(job.id).await.map_err(failed)? else {
-            lost_jobs += 1;
+            lost += 1;
             continue;
         };
         if record.status != JobStatus::Succeeded {
-            lost_jobs += 1;
+            lost += 1;
             continue;
         }
         completed += 1;
@@ -237,37 +310,20 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
             }
         }
     }
-    let duplicated = duplicates(&primary, &options.tenants, &run_id).await?;
-    let deployment = match (&running, restarted) {
+    Ok(Checked { completed, lost, mismatches, mismatched_keys })
+}
+
+/// Which deployment the drill ran against, for the report.
+fn describe_deployment(running: Option<&RunningDeployment>, restarted: Option<u32>, data_dir: &Path) -> String {
+    match (running, restarted) {
         (Some(running), Some(pid)) => format!(
             "the running deployment (pid {}, {}): killed, then started again as pid {pid} (log: {})",
             running.pid,
             running.url,
-            config.data_dir.join(RESTART_LOG).display()
+            data_dir.join(RESTART_LOG).display()
         ),
         _ => "started by the drill".to_owned(),
-    };
-    let report = DrillReport {
-        passed: lost_jobs == 0 && duplicated == 0 && mismatches == 0,
-        data_dir: config.data_dir.clone(),
-        deployment,
-        tenants: options.tenants.len(),
-        jobs_accepted: accepted.len() as u64,
-        accepted_before_loss,
-        completed_before_loss: done_before_loss as u64,
-        replication_mode,
-        jobs_completed: completed,
-        jobs_lost: lost_jobs,
-        jobs_duplicated: duplicated,
-        checksum_mismatches: mismatches,
-        mismatched_keys,
-        rpo: failover_report.rpo.clone(),
-        rto_secs,
-        failover: failover_report,
-        failback: failback_report,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    Ok(report)
+    }
 }
 
 /// A unique invoice per job (the drill's run id and number in the invoice id).

@@ -209,10 +209,16 @@ pub struct Status {
 
 pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
     let topology = Topology::open_any(config).await?;
+    Ok(status_of(&topology, config.secondary_region().is_some()).await)
+}
+
+/// The status of regions already open: what the running server shows, without opening them
+/// again. `has_secondary`: whether a second region is configured at all.
+pub(crate) async fn status_of(topology: &Topology, has_secondary: bool) -> Status {
     let active = topology.active();
     let regions = [RegionName::Primary, RegionName::Secondary]
         .into_iter()
-        .filter(|name| *name == RegionName::Primary || config.secondary_region().is_some())
+        .filter(|name| *name == RegionName::Primary || has_secondary)
         .map(|name| RegionStatus { name, reachable: topology.region(name).is_some(), active: name == active })
         .collect();
     let (mut unshipped_changes, mut replication_lag_secs, mut queues, mut jobs) = (None, None, Vec::new(), Vec::new());
@@ -231,14 +237,14 @@ pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
         replication_lag_secs = report.as_ref().map(|s| s.lag_secs);
         oldest_unshipped_secs = report.map(|s| s.oldest_unshipped_secs);
     }
-    Ok(Status {
+    Status {
         replication_mode: topology.effective_mode(),
-        epoch: topology.epoch,
+        epoch: topology.epoch.clone(),
         regions,
         unshipped_changes,
         replication_lag_secs,
         oldest_unshipped_secs,
         queues,
         jobs,
-    })
+    }
 }
