@@ -123,6 +123,32 @@ pub async fn pipeline(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let started = Instant::now();
+    create_noop_jobs(&backends, &tenant, jobs).await?;
+    let enqueue_seconds = started.elapsed().as_secs_f64();
+
+    wait_until_finished(&backends, jobs).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = supervisor.await;
+    let _ = dispatcher.await;
+
+    let mut latencies = enqueue_to_done_ms(&backends, &tenant, jobs).await?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(PipelineReport {
+        jobs,
+        workers,
+        worker_concurrency,
+        seconds,
+        jobs_per_second: jobs as f64 / seconds,
+        latency_p50_ms: percentile(&latencies, 50.0),
+        latency_p99_ms: percentile(&latencies, 99.0),
+        enqueue_seconds,
+    })
+}
+
+/// Creates `jobs` jobs without a document (the workers run the `noop` processor) and enqueues
+/// them, 500 at a time.
+async fn create_noop_jobs(backends: &Backends, tenant: &TenantId, jobs: usize) -> Result<(), BenchError> {
     const BATCH: usize = 500;
     let mut created = 0;
     while created < jobs {
@@ -152,28 +178,30 @@ pub async fn pipeline(
                 shared::ports::CreateOutcome::Existing(_) => return Err(BenchError("unexpected duplicate".into())),
             }
         }
-        intake::enqueue(&backends, &batch).await.map_err(failed)?;
+        intake::enqueue(backends, &batch).await.map_err(failed)?;
         created += n;
     }
-    let enqueue_seconds = started.elapsed().as_secs_f64();
+    Ok(())
+}
 
+/// Polls the job counts until `jobs` jobs are finished.
+async fn wait_until_finished(backends: &Backends, jobs: usize) -> Result<(), BenchError> {
     loop {
         let counts = backends.jobs.count_by_status().await.map_err(failed)?;
         let done: u64 = counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| *n).sum();
         if done as usize >= jobs {
-            break;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    stop.cancel();
-    let _ = supervisor.await;
-    let _ = dispatcher.await;
+}
 
+/// Every job's time from creation to its end, in milliseconds; an error if one did not succeed.
+async fn enqueue_to_done_ms(backends: &Backends, tenant: &TenantId, jobs: usize) -> Result<Vec<f64>, BenchError> {
     let mut latencies = Vec::with_capacity(jobs);
     let mut cursor = None;
     loop {
-        let page = backends.jobs.list_by_tenant(&tenant, None, cursor, 500).await.map_err(failed)?;
+        let page = backends.jobs.list_by_tenant(tenant, None, cursor, 500).await.map_err(failed)?;
         for job in &page.jobs {
             if job.status != JobStatus::Succeeded {
                 return Err(BenchError(format!("job {} ended {}", job.id, job.status)));
@@ -187,17 +215,7 @@ pub async fn pipeline(
             None => break,
         }
     }
-    latencies.sort_by(f64::total_cmp);
-    Ok(PipelineReport {
-        jobs,
-        workers,
-        worker_concurrency,
-        seconds,
-        jobs_per_second: jobs as f64 / seconds,
-        latency_p50_ms: percentile(&latencies, 50.0),
-        latency_p99_ms: percentile(&latencies, 99.0),
-        enqueue_seconds,
-    })
+    Ok(latencies)
 }
 
 /// (b) Small documents posted over HTTP by concurrent clients.

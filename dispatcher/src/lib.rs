@@ -304,7 +304,7 @@ async fn backup_schedule(config: Config, topology: Topology, stop: CancellationT
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        match recovery::backup::create_in(&topology, &config.backup).await {
+        match recovery::backup::create(&topology, &config.backup).await {
             Ok(manifest) => tracing::info!(backup = %manifest.id, jobs = manifest.jobs, "backup created"),
             Err(err) => {
                 metrics::counter!(shared::series::BACKUP_FAILURES_TOTAL).increment(1);

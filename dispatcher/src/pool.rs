@@ -180,8 +180,56 @@ pub struct RollProgress {
     pub total: usize,
     pub replaced: usize,
     pub batch: usize,
-    /// What the roll is doing now, e.g. "batch 2/3: waiting for 1 new worker to beat".
-    pub phase: String,
+    /// What the roll is doing now.
+    pub phase: RollPhase,
+}
+
+/// What a roll is doing now; operators read it as a sentence (`Display`), e.g. "batch 2/3:
+/// waiting for 1 new worker(s) to beat".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum RollPhase {
+    #[default]
+    Starting,
+    /// New workers of batch `batch` (1-based) of `batches` started; waiting for their beats.
+    WaitingForBeats {
+        batch: usize,
+        batches: usize,
+        workers: usize,
+    },
+    /// The batch's new workers beat; its old ones are draining.
+    Draining {
+        batch: usize,
+        batches: usize,
+        workers: usize,
+    },
+    Done,
+    /// A scale target that rolls itself (ECS) started new deployments.
+    Redeploying {
+        target: &'static str,
+        started: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for RollPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RollPhase::Starting => f.write_str("starting"),
+            RollPhase::WaitingForBeats { batch, batches, workers } => {
+                write!(f, "batch {batch}/{batches}: waiting for {workers} new worker(s) to beat")
+            }
+            RollPhase::Draining { batch, batches, workers } => {
+                write!(f, "batch {batch}/{batches}: draining {workers} old worker(s)")
+            }
+            RollPhase::Done => f.write_str("done"),
+            RollPhase::Redeploying { target, started } => write!(f, "{target} redeploying: {}", started.join("; ")),
+        }
+    }
+}
+
+impl Serialize for RollPhase {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Why a roll stopped early. The workers it had not reached keep running.
@@ -222,7 +270,6 @@ impl LocalPool {
         let mut done = RollProgress { total: old.len(), batch, ..RollProgress::default() };
         let batches = old.len().div_ceil(batch);
         for (n, chunk) in old.chunks(batch).enumerate() {
-            let label = format!("batch {}/{batches}", n + 1);
             let started: Vec<u32> = {
                 let mut processes = self.lock();
                 let mut started = Vec::new();
@@ -236,7 +283,7 @@ impl LocalPool {
             if started.len() < chunk.len() {
                 return Err(RollError::NotStarted);
             }
-            done.phase = format!("{label}: waiting for {} new worker(s) to beat", started.len());
+            done.phase = RollPhase::WaitingForBeats { batch: n + 1, batches, workers: started.len() };
             progress(done.clone());
             let deadline = Instant::now() + HEALTHY_WITHIN;
             loop {
@@ -255,7 +302,7 @@ impl LocalPool {
                     Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
-            done.phase = format!("{label}: draining {} old worker(s)", chunk.len());
+            done.phase = RollPhase::Draining { batch: n + 1, batches, workers: chunk.len() };
             progress(done.clone());
             {
                 let mut processes = self.lock();
@@ -276,7 +323,7 @@ impl LocalPool {
             done.replaced += chunk.len();
             progress(done.clone());
         }
-        done.phase = "done".to_owned();
+        done.phase = RollPhase::Done;
         Ok(done)
     }
 

@@ -1,7 +1,8 @@
 //! The blob store's key layout: where documents, results, tenant settings and the
-//! region-local records live. Every key is built here, so the layout is stated once.
+//! region-local records live. Every key is built here, so the layout is stated once. Keys
+//! take anything that displays as a tenant or job id, so this module depends on nothing.
 
-use crate::domain::{JobId, TenantId};
+use std::fmt::Display;
 
 /// First segment of every uploaded document's key; documents are mirrored like everything else,
 /// but never overwritten.
@@ -24,16 +25,16 @@ pub const EPOCH: &str = "region/epoch.json";
 pub const REPLICATION_STATUS: &str = "region/replication.json";
 
 /// Where a job's document is stored.
-pub fn document(tenant: &TenantId, id: JobId) -> String {
+pub fn document(tenant: impl Display, id: impl Display) -> String {
     format!("{DOCUMENTS}{tenant}/{id}")
 }
 
 /// Where a job's booking proposal is stored once it succeeded.
-pub fn result(tenant: &TenantId, id: JobId) -> String {
+pub fn result(tenant: impl Display, id: impl Display) -> String {
     format!("results/{tenant}/{id}.json")
 }
 
 /// Where a tenant's chart of accounts is stored.
-pub fn chart(tenant: &TenantId) -> String {
+pub fn chart(tenant: impl Display) -> String {
     format!("settings/{tenant}/chart.json")
 }

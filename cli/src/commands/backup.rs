@@ -7,7 +7,7 @@ use clap::Subcommand;
 use dispatcher::recovery::backup::{self, BackupSummary, Manifest, RestoreReport};
 use serde::Serialize;
 use shared::config::Config;
-use shared::region::RegionName;
+use shared::region::{RegionName, Topology};
 
 use crate::output::emit;
 
@@ -104,10 +104,14 @@ impl fmt::Display for Restored {
 
 pub(crate) async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
     match args.command {
-        BackupCommand::Create { json } => emit(&Created(backup::create(config).await?), json),
-        BackupCommand::List { json } => emit(&Listed(backup::list(config).await?), json),
+        BackupCommand::Create { json } => {
+            let topology = Topology::open(config).await?;
+            emit(&Created(backup::create(&topology, &config.backup).await?), json)
+        }
+        BackupCommand::List { json } => emit(&Listed(backup::list(&Topology::open_any(config).await?).await?), json),
         BackupCommand::Verify { id, json } => {
-            let report = Verified(backup::verify(config, &id).await?);
+            let topology = Topology::open_any(config).await?;
+            let report = Verified(backup::verify(&topology, &id, config.worker.max_attempts).await?);
             emit(&report, json)?;
             if !report.0.is_clean() {
                 anyhow::bail!("backup {id} does not verify");
@@ -115,7 +119,8 @@ pub(crate) async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
             Ok(())
         }
         BackupCommand::Restore { id, to, json } => {
-            emit(&Restored { report: backup::restore(config, &id, to).await?, to }, json)
+            let topology = Topology::open_any(config).await?;
+            emit(&Restored { report: backup::restore(&topology, &id, to).await?, to }, json)
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use dispatcher::recovery;
 use serde::Serialize;
 use shared::config::Config;
+use shared::region::Topology;
 
 use crate::output::emit;
 
@@ -49,5 +50,7 @@ impl fmt::Display for StatusReport {
 }
 
 pub(crate) async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
-    emit(&StatusReport(recovery::status(config).await?), args.json)
+    let topology = Topology::open_any(config).await?;
+    let status = recovery::status(&topology, config.secondary_region().is_some()).await;
+    emit(&StatusReport(status), args.json)
 }

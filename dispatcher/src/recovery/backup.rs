@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::backend::Backends;
-use shared::config::{BackupConfig, Config};
+use shared::config::BackupConfig;
 use shared::domain::{Job, TenantId};
 use shared::region::{RegionName, Topology};
 use shared::replication::LOCAL_PREFIXES;
@@ -84,15 +84,9 @@ fn store(topology: &Topology) -> Result<&Backends, RecoveryError> {
         .ok_or(RecoveryError::Unreachable(RegionName::Secondary))
 }
 
-/// Takes a backup of the active region and applies the retention policy.
-pub async fn create(config: &Config) -> Result<Manifest, RecoveryError> {
-    let topology = Topology::open(config).await?;
-    create_in(&topology, &config.backup).await
-}
-
-/// Takes a backup of the active region of regions already open (what the running server's
-/// schedule does) and applies the retention policy.
-pub(crate) async fn create_in(topology: &Topology, settings: &BackupConfig) -> Result<Manifest, RecoveryError> {
+/// Takes a backup of the active region of `topology` (open it with [`Topology::open`]) and
+/// applies the retention policy.
+pub async fn create(topology: &Topology, settings: &BackupConfig) -> Result<Manifest, RecoveryError> {
     let source = topology.region(topology.active()).ok_or(RecoveryError::Unreachable(topology.active()))?;
     let target = store(topology)?;
     let created_at = Utc::now();
@@ -179,9 +173,10 @@ async fn manifests(store: &Backends) -> Result<Vec<Manifest>, RecoveryError> {
     Ok(manifests)
 }
 
-pub async fn list(config: &Config) -> Result<Vec<BackupSummary>, RecoveryError> {
-    let topology = Topology::open_any(config).await?;
-    Ok(manifests(store(&topology)?)
+/// The backups kept for `topology` (open it with [`Topology::open_any`]: listing needs no
+/// active region).
+pub async fn list(topology: &Topology) -> Result<Vec<BackupSummary>, RecoveryError> {
+    Ok(manifests(store(topology)?)
         .await?
         .into_iter()
         .map(|m| BackupSummary { id: m.id, created_at: m.created_at, jobs: m.jobs, objects: m.objects.len() })
@@ -275,11 +270,10 @@ async fn restore_into(store: &Backends, id: &str, target: &Backends) -> Result<R
 }
 
 /// Restores backup `id` into a scratch embedded region and checks every checksum.
-pub async fn verify(config: &Config, id: &str) -> Result<RestoreReport, RecoveryError> {
-    let topology = Topology::open_any(config).await?;
+pub async fn verify(topology: &Topology, id: &str, max_attempts: u32) -> Result<RestoreReport, RecoveryError> {
     let scratch_dir = tempfile::tempdir().map_err(failed)?;
-    let scratch = Backends::open_embedded(scratch_dir.path(), config.worker.max_attempts).map_err(failed)?;
-    let report = restore_into(store(&topology)?, id, &scratch).await?;
+    let scratch = Backends::open_embedded(scratch_dir.path(), max_attempts).map_err(failed)?;
+    let report = restore_into(store(topology)?, id, &scratch).await?;
     let restored = scratch.jobs.count_by_status().await.map_err(failed)?.iter().map(|(_, n)| n).sum::<u64>();
     if restored != report.jobs {
         return Err(RecoveryError::Failed(format!("backup {id}: {restored} of {} job records restored", report.jobs)));
@@ -288,10 +282,9 @@ pub async fn verify(config: &Config, id: &str) -> Result<RestoreReport, Recovery
 }
 
 /// Restores backup `id` into `region` (normally the active one).
-pub async fn restore(config: &Config, id: &str, region: RegionName) -> Result<RestoreReport, RecoveryError> {
-    let topology = Topology::open_any(config).await?;
+pub async fn restore(topology: &Topology, id: &str, region: RegionName) -> Result<RestoreReport, RecoveryError> {
     let target = topology.region(region).ok_or(RecoveryError::Unreachable(region))?;
-    restore_into(store(&topology)?, id, target).await
+    restore_into(store(topology)?, id, target).await
 }
 
 #[cfg(test)]

@@ -207,14 +207,10 @@ pub struct Status {
     pub jobs: Vec<(JobStatus, u64)>,
 }
 
-pub async fn status(config: &Config) -> Result<Status, RecoveryError> {
-    let topology = Topology::open_any(config).await?;
-    Ok(status_of(&topology, config.secondary_region().is_some()).await)
-}
-
-/// The status of regions already open: what the running server shows, without opening them
-/// again. `has_secondary`: whether a second region is configured at all.
-pub(crate) async fn status_of(topology: &Topology, has_secondary: bool) -> Status {
+/// The status of regions already open (the CLI opens them with [`Topology::open_any`]; the
+/// running server passes the ones it holds). `has_secondary`: whether a second region is
+/// configured at all.
+pub async fn status(topology: &Topology, has_secondary: bool) -> Status {
     let active = topology.active();
     let regions = [RegionName::Primary, RegionName::Secondary]
         .into_iter()
