@@ -435,7 +435,7 @@ mod tests {
     /// The offline reference (`models::oracle`): the fewest scaling actions a schedule planned
     /// with the whole trace known makes, and what it costs, for a few plans of 840 actions
     /// (target tracking's count) and around it.
-    /// `cargo test -p dispatcher --release --lib -- --ignored --nocapture print_the_offline_reference`
+    /// `cargo test -p scaling --release --lib -- --ignored --nocapture print_the_offline_reference`
     #[test]
     #[ignore = "prints the offline reference on the shipped trace"]
     fn print_the_offline_reference() {
