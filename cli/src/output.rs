@@ -6,6 +6,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// The arguments of a command whose only option is `--json`.
+#[derive(clap::Args)]
+pub(crate) struct JsonOnly {
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 /// Prints `report` on stdout: pretty JSON with `--json`, its text otherwise.
 pub(crate) fn emit(report: &(impl Serialize + fmt::Display), json: bool) -> anyhow::Result<()> {
     if json {

@@ -7,14 +7,10 @@ use serde::Serialize;
 use shared::config::Config;
 use shared::replication::Resynced;
 
-use crate::output::{emit, progress};
+use crate::output::{JsonOnly, emit, progress};
 
-#[derive(clap::Args)]
-pub(crate) struct Args {
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-}
+/// `--json` is the only option.
+pub(crate) type Args = JsonOnly;
 
 #[derive(Serialize)]
 #[serde(transparent)]
