@@ -99,56 +99,19 @@ pub(crate) async fn run(
         publish_busiest(&loads, &board);
         let mut sample = Sample { at: Utc::now(), lanes: BTreeMap::new() };
         let mut seen: BTreeMap<Lane, LaneWorkers> = BTreeMap::new();
-        for (lane, policy) in policies.iter_mut() {
-            let lane = *lane;
-            let pool = match target.observe(lane).await {
-                Ok(pool) => pool,
-                Err(err) => {
-                    warn!(%lane, error = %err, "scale target unavailable");
-                    continue;
-                }
-            };
-            // Before the policy's first decision only; a no-op after it.
-            if policy.adopt(pool.desired) {
-                info!(%lane, workers = pool.desired, "adopting the workers the scale target already has");
+        let tick = Tick {
+            beats: &beats,
+            completions: &completions,
+            finished: &finished,
+            loads: &loads,
+            elapsed: started.elapsed(),
+        };
+        for (&lane, policy) in policies.iter_mut() {
+            if let Some((workers, lane_sample)) = decide_lane(target.as_ref(), lane, policy, &tick, &mut previous).await
+            {
+                seen.insert(lane, workers);
+                sample.lanes.insert(lane, lane_sample);
             }
-            let lane_beats: Vec<&WorkerBeat> =
-                beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
-            let lane_completions = completions.get(&lane).cloned().unwrap_or_default();
-            let durations = record_completions(lane, &lane_completions, finished.get(&lane).copied());
-            let observation = observe(
-                lane,
-                loads.get(&lane).cloned().unwrap_or_default(),
-                &lane_beats,
-                pool.running + pool.pending,
-                lane_completions,
-                &mut previous,
-            );
-            let decision = policy.decide(started.elapsed(), &observation);
-            record(lane, &decision);
-            let (ready, busy) = (observation.ready_workers, observation.busy_workers);
-            let workers = decision.desired.max(pool.running + pool.pending).max(ready);
-            seen.insert(lane, LaneWorkers { workers, ready, idle: ready.saturating_sub(busy) });
-            let backlog_secs = policy.backlog_secs(&observation);
-            metrics::gauge!(shared::series::WORKERS_RUNNING, "lane" => lane.as_str()).set(lane_beats.len() as f64);
-            metrics::gauge!(shared::series::BACKLOG_JOBS, "lane" => lane.as_str()).set(observation.visible_jobs as f64);
-            metrics::gauge!(shared::series::BACKLOG_SECONDS, "lane" => lane.as_str()).set(backlog_secs);
-            let completed = finished.get(&lane).map_or(0, |(done, _)| *done);
-            sample.lanes.insert(
-                lane,
-                LaneSample {
-                    backlog_jobs: observation.visible_jobs,
-                    backlog_secs,
-                    in_flight_jobs: observation.in_flight_jobs,
-                    desired: decision.desired,
-                    running: lane_beats.len(),
-                    completed,
-                    duration_p50_secs: quantile(&durations, 0.5),
-                    duration_p95_secs: quantile(&durations, 0.95),
-                    duration_p99_secs: quantile(&durations, 0.99),
-                },
-            );
-            apply(target.as_ref(), lane, &decision, &pool, &observation, &lane_beats).await;
         }
         board.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
         let mut snapshot = workers_seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -156,6 +119,66 @@ pub(crate) async fn run(
         snapshot.taken_at = Some(Instant::now());
         snapshot.lanes = seen;
     }
+}
+
+/// What one tick saw, the input of every lane's decision.
+struct Tick<'a> {
+    beats: &'a [WorkerBeat],
+    completions: &'a BTreeMap<Lane, Vec<Completion>>,
+    finished: &'a BTreeMap<Lane, (u64, u64)>,
+    loads: &'a BTreeMap<Lane, LaneLoad>,
+    /// Since the autoscaler started.
+    elapsed: Duration,
+}
+
+/// Observes one lane, lets its policy decide, records and applies the decision. Returns the
+/// lane's workers (for the dispatcher's lending) and its dashboard sample; `None` when the
+/// scale target cannot be read this tick.
+async fn decide_lane(
+    target: &dyn ScaleTarget,
+    lane: Lane,
+    policy: &mut ScalingPolicy,
+    tick: &Tick<'_>,
+    previous: &mut Previous,
+) -> Option<(LaneWorkers, LaneSample)> {
+    let pool = match target.observe(lane).await {
+        Ok(pool) => pool,
+        Err(err) => {
+            warn!(%lane, error = %err, "scale target unavailable");
+            return None;
+        }
+    };
+    // Before the policy's first decision only; a no-op after it.
+    if policy.adopt(pool.desired) {
+        info!(%lane, workers = pool.desired, "adopting the workers the scale target already has");
+    }
+    let lane_beats: Vec<&WorkerBeat> =
+        tick.beats.iter().filter(|b| b.lanes.first() == Some(&lane) && !b.draining).collect();
+    let lane_completions = tick.completions.get(&lane).cloned().unwrap_or_default();
+    let durations = record_completions(lane, &lane_completions, tick.finished.get(&lane).copied());
+    let load = tick.loads.get(&lane).cloned().unwrap_or_default();
+    let observation = observe(lane, load, &lane_beats, pool.running + pool.pending, lane_completions, previous);
+    let decision = policy.decide(tick.elapsed, &observation);
+    record(lane, &decision);
+    let (ready, busy) = (observation.ready_workers, observation.busy_workers);
+    let workers = decision.desired.max(pool.running + pool.pending).max(ready);
+    let backlog_secs = policy.backlog_secs(&observation);
+    metrics::gauge!(shared::series::WORKERS_RUNNING, "lane" => lane.as_str()).set(lane_beats.len() as f64);
+    metrics::gauge!(shared::series::BACKLOG_JOBS, "lane" => lane.as_str()).set(observation.visible_jobs as f64);
+    metrics::gauge!(shared::series::BACKLOG_SECONDS, "lane" => lane.as_str()).set(backlog_secs);
+    let sample = LaneSample {
+        backlog_jobs: observation.visible_jobs,
+        backlog_secs,
+        in_flight_jobs: observation.in_flight_jobs,
+        desired: decision.desired,
+        running: lane_beats.len(),
+        completed: tick.finished.get(&lane).map_or(0, |(done, _)| *done),
+        duration_p50_secs: quantile(&durations, 0.5),
+        duration_p95_secs: quantile(&durations, 0.95),
+        duration_p99_secs: quantile(&durations, 0.99),
+    };
+    apply(target, lane, &decision, &pool, &observation, &lane_beats).await;
+    Some((LaneWorkers { workers, ready, idle: ready.saturating_sub(busy) }, sample))
 }
 
 /// Exports a lane's completions since the last tick (durations, finished and failed counts) and

@@ -140,6 +140,14 @@ pub struct BackupConfig {
     pub keep_daily_days: u64,
 }
 
+impl ReplicationConfig {
+    /// How long until every process of a region has seen a new epoch and stopped: two checks
+    /// and a margin.
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(2 * self.check_every_ms + 500)
+    }
+}
+
 impl Default for ReplicationConfig {
     fn default() -> ReplicationConfig {
         ReplicationConfig { mode: ReplicationMode::Sync, check_every_ms: 1000 }

@@ -120,6 +120,8 @@ pub async fn write_epoch(blobs: &dyn BlobStore, epoch: &Epoch) -> Result<(), Blo
 /// Both regions as far as they are reachable, and the epoch in force.
 #[derive(Clone)]
 pub struct Topology {
+    /// How the active region mirrors when the epoch allows it: `replication.mode`, or off when
+    /// no second region is configured.
     pub mode: ReplicationMode,
     pub epoch: Epoch,
     /// Each region's own ports (not mirrored); `None` when unreachable or not configured.
@@ -201,10 +203,20 @@ impl Topology {
         self.epoch.active
     }
 
-    /// How the active region mirrors now: off when the epoch stopped mirroring.
     /// One region and nothing mirrored, for code that runs on a single store (tests, tools).
     pub fn single(backends: Backends) -> Topology {
         Topology { mode: ReplicationMode::Off, epoch: Epoch::first(), primary: Some(backends), secondary: None }
+    }
+
+    /// Whether a second region is configured at all (reachable or not).
+    pub fn has_second_region(&self) -> bool {
+        self.mode != ReplicationMode::Off
+    }
+
+    /// The same regions under another epoch: what a failover or failback that wrote `epoch`
+    /// continues with, without opening the regions again.
+    pub fn under(&self, epoch: Epoch) -> Topology {
+        Topology { epoch, ..self.clone() }
     }
 
     pub fn effective_mode(&self) -> ReplicationMode {

@@ -5,6 +5,7 @@ use std::fmt;
 use dispatcher::recovery::{self, FailbackReport};
 use serde::Serialize;
 use shared::config::Config;
+use shared::region::Topology;
 
 use crate::output::{JsonOnly, emit, progress};
 
@@ -32,7 +33,9 @@ impl fmt::Display for FailedBack {
 
 pub(crate) async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
     let bar = progress("copying back", args.json);
-    let report = recovery::failback(config, "surge failback", &|n| bar.set_position(n)).await?;
+    let topology = Topology::open_any(config).await?;
+    let settle = config.replication.settle();
+    let report = recovery::failback(&topology, settle, "surge failback", &|n| bar.set_position(n)).await?;
     bar.finish_and_clear();
     emit(&FailedBack(report), args.json)
 }

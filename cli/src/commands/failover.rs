@@ -9,7 +9,7 @@ use serde::Serialize;
 use shared::backend::Backends;
 use shared::config::Config;
 use shared::domain::JobStatus;
-use shared::region::RegionName;
+use shared::region::{RegionName, Topology};
 
 use crate::output::{emit, progress};
 
@@ -67,15 +67,18 @@ impl fmt::Display for FailoverOutcome {
 
 pub(crate) async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
     let bar = progress("replaying", args.json);
-    let report = recovery::failover(config, args.to, "surge failover", &|n| bar.set_position(n)).await?;
+    let topology = Topology::open_any(config).await?;
+    let report = recovery::failover(&topology, args.to, "surge failover", &|n| bar.set_position(n)).await?;
     bar.finish_and_clear();
-    let rto_secs = if args.wait_secs > 0 { first_completion(config, args.wait_secs).await? } else { None };
+    let rto_secs = match topology.region(args.to) {
+        Some(region) if args.wait_secs > 0 => first_completion(region, args.wait_secs).await?,
+        _ => None,
+    };
     emit(&FailoverOutcome { failover: report, rto_secs, waited_secs: args.wait_secs }, args.json)
 }
 
-/// Seconds until a job finishes in the active region, polling its counts.
-async fn first_completion(config: &Config, wait_secs: u64) -> anyhow::Result<Option<f64>> {
-    let backends = Backends::open(config).await?;
+/// Seconds until a job finishes in the (new) active region, polling its counts.
+async fn first_completion(backends: &Backends, wait_secs: u64) -> anyhow::Result<Option<f64>> {
     let started = Instant::now();
     let finished =
         |counts: &[(JobStatus, u64)]| -> u64 { counts.iter().filter(|(s, _)| s.is_terminal()).map(|(_, n)| n).sum() };

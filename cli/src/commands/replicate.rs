@@ -5,6 +5,7 @@ use std::fmt;
 use dispatcher::recovery;
 use serde::Serialize;
 use shared::config::Config;
+use shared::region::Topology;
 use shared::replication::Resynced;
 
 use crate::output::{JsonOnly, emit, progress};
@@ -29,7 +30,7 @@ impl fmt::Display for Replicated {
 
 pub(crate) async fn run(args: Args, config: &Config) -> anyhow::Result<()> {
     let bar = progress("copying", args.json);
-    let report = recovery::replicate(config, &|n| bar.set_position(n)).await?;
+    let report = recovery::replicate(&Topology::open(config).await?, &|n| bar.set_position(n)).await?;
     bar.finish_and_clear();
     emit(&Replicated(report), args.json)
 }

@@ -122,18 +122,14 @@ struct Accepted {
 
 /// Runs the drill against the regions `config` names. With the default embedded regions the
 /// data directory should be fresh or belong to no running deployment.
+///
+/// The drill is the one operator function that takes the configuration rather than open
+/// regions: it starts deployments of its own and makes the primary unreachable by rewriting
+/// where the configuration says it is.
 pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport, RecoveryError> {
     let started = Instant::now();
-    if config.secondary_region().is_none() {
-        return Err(super::RecoveryError::NoSecondRegion);
-    }
-    std::fs::create_dir_all(&config.data_dir).map_err(failed)?;
-    let mut config = config.clone();
-    config.pool.autoscale = false;
-    config.backup.every_secs = 0;
-    let healthy_file = write_config(&config, &config.data_dir.join("drill.toml"))?;
+    let (config, healthy_file) = prepare(config)?;
     let topology = Topology::open(&config).await?;
-    let replication_mode = topology.effective_mode();
     if topology.active() != RegionName::Primary {
         return Err(RecoveryError::Failed(
             "the drill starts from the primary region; run `surge failback` first".into(),
@@ -151,7 +147,7 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     let mut accepted = upload(&client, &url, &keys, &run_id, first).await?;
     let accepted_before_loss = accepted.len() as u64;
     // Lose it in the middle of the work: once about a third of what it accepted is done.
-    let done_before_loss = wait_for(&backends, &accepted, accepted.len() / 3, options.timeout).await?;
+    let completed_before_loss = wait_for(&backends, &accepted, accepted.len() / 3, options.timeout).await?;
 
     // 2. Lose the primary: processes killed, storage unreachable.
     match (&mut own, &running) {
@@ -161,47 +157,27 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
     }
     drop(own);
     let lost = make_primary_unreachable(&config)?;
-    let lost_file = write_config(&lost.config, &config.data_dir.join("drill-primary-lost.toml"))?;
 
     // 3. Fail over and finish the load in the secondary.
-    let failover_at = Utc::now();
-    let failover_report = failover(&lost.config, RegionName::Secondary, "drill: primary lost", &|_| {}).await?;
-    let mut deployment = Deployment::start(&options.surge_binary, &lost_file).await?;
-    accepted.extend(upload(&client, &deployment.url, &keys, &run_id, second).await?);
-    let secondary = Topology::open(&lost.config).await?.backends();
-    let rto_secs = finish_in_secondary(&secondary, &accepted, failover_at, options.timeout).await?;
+    let load = Load { client: &client, keys: &keys, run_id: &run_id, documents: second };
+    let (failover_report, rto_secs) = fail_over(&lost, &load, &mut accepted, options).await?;
 
     // 4. The primary comes back: fail back, finish there.
-    deployment.stop().await;
     lost.restore()?;
-    let failback_report = failback(&config, "drill: primary back", &|_| {}).await?;
-    // The deployment we found is started again as it was; ours runs only until the checks.
-    let (mut deployment, restarted) = match &running {
-        Some(running) => (None, Some(restart(running, &config.data_dir).await?)),
-        None => (Some(Deployment::start(&options.surge_binary, &healthy_file).await?), None),
-    };
-    let topology = Topology::open(&config).await?;
-    let primary = topology.region(RegionName::Primary).expect("active").clone();
-    let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
-    wait_terminal(&primary, &accepted, options.timeout).await?;
-    drain_outbox(&primary, options.timeout).await;
-    if let Some(deployment) = &mut deployment {
-        deployment.stop().await;
-    }
+    let back = fail_back(&config, &healthy_file, running.as_ref(), &accepted, options).await?;
 
     // 5. Check.
-    let checked = check(&primary, secondary, &accepted).await?;
-    let duplicated = duplicates(&primary, &options.tenants, &run_id).await?;
-    let deployment = describe_deployment(running.as_ref(), restarted, &config.data_dir);
-    let report = DrillReport {
+    let checked = check(&back.primary, &back.secondary, &accepted).await?;
+    let duplicated = duplicates(&back.primary, &options.tenants, &run_id).await?;
+    Ok(DrillReport {
         passed: checked.lost == 0 && duplicated == 0 && checked.mismatches == 0,
         data_dir: config.data_dir.clone(),
-        deployment,
+        deployment: describe_deployment(running.as_ref(), back.restarted, &config.data_dir),
         tenants: options.tenants.len(),
         jobs_accepted: accepted.len() as u64,
         accepted_before_loss,
-        completed_before_loss: done_before_loss as u64,
-        replication_mode,
+        completed_before_loss: completed_before_loss as u64,
+        replication_mode: topology.effective_mode(),
         jobs_completed: checked.completed,
         jobs_lost: checked.lost,
         jobs_duplicated: duplicated,
@@ -210,10 +186,85 @@ pub async fn run(config: &Config, options: &DrillOptions) -> Result<DrillReport,
         rpo: failover_report.rpo.clone(),
         rto_secs,
         failover: failover_report,
-        failback: failback_report,
+        failback: back.report,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The drill's configuration (no autoscaling, no scheduled backups), written where the
+/// deployments it starts read it.
+fn prepare(config: &Config) -> Result<(Config, PathBuf), RecoveryError> {
+    if config.secondary_region().is_none() {
+        return Err(super::RecoveryError::NoSecondRegion);
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(failed)?;
+    let mut config = config.clone();
+    config.pool.autoscale = false;
+    config.backup.every_secs = 0;
+    let file = write_config(&config, &config.data_dir.join("drill.toml"))?;
+    Ok((config, file))
+}
+
+/// The second half of the load, uploaded after the failover.
+struct Load<'a> {
+    client: &'a reqwest::Client,
+    keys: &'a [(TenantId, ApiKey)],
+    run_id: &'a str,
+    documents: &'a [(usize, Bytes)],
+}
+
+/// Fails over to the secondary, starts a deployment there, uploads the rest of the load and
+/// waits for the secondary to finish what it has. Returns the failover and the RTO.
+async fn fail_over(
+    lost: &LostPrimary,
+    load: &Load<'_>,
+    accepted: &mut Vec<Accepted>,
+    options: &DrillOptions,
+) -> Result<(FailoverReport, Option<f64>), RecoveryError> {
+    let lost_file = write_config(&lost.config, &lost.config.data_dir.join("drill-primary-lost.toml"))?;
+    let failover_at = Utc::now();
+    let topology = Topology::open_any(&lost.config).await?;
+    let report = failover(&topology, RegionName::Secondary, "drill: primary lost", &|_| {}).await?;
+    let mut deployment = Deployment::start(&options.surge_binary, &lost_file).await?;
+    accepted.extend(upload(load.client, &deployment.url, load.keys, load.run_id, load.documents).await?);
+    let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
+    let rto_secs = finish_in_secondary(secondary, accepted, failover_at, options.timeout).await?;
+    deployment.stop().await;
+    Ok((report, rto_secs))
+}
+
+/// Where the failback left things.
+struct Back {
+    report: FailbackReport,
+    /// The pid of the deployment that was running before the drill, started again.
+    restarted: Option<u32>,
+    primary: Backends,
+    secondary: Backends,
+}
+
+/// Fails back to the primary, runs a deployment there (the one found at the start, or one of
+/// ours until the checks) and waits for every accepted job to finish and be shipped.
+async fn fail_back(
+    config: &Config,
+    healthy_file: &Path,
+    running: Option<&RunningDeployment>,
+    accepted: &[Accepted],
+    options: &DrillOptions,
+) -> Result<Back, RecoveryError> {
+    let topology = Topology::open_any(config).await?;
+    let report = failback(&topology, config.replication.settle(), "drill: primary back", &|_| {}).await?;
+    let (mut deployment, restarted) = match running {
+        Some(running) => (None, Some(restart(running, &config.data_dir).await?)),
+        None => (Some(Deployment::start(&options.surge_binary, healthy_file).await?), None),
     };
-    Ok(report)
+    let primary = topology.region(RegionName::Primary).ok_or(RecoveryError::Unreachable(RegionName::Primary))?;
+    let secondary = topology.region(RegionName::Secondary).ok_or(RecoveryError::Unreachable(RegionName::Secondary))?;
+    wait_terminal(primary, accepted, options.timeout).await?;
+    drain_outbox(primary, options.timeout).await;
+    if let Some(deployment) = &mut deployment {
+        deployment.stop().await;
+    }
+    Ok(Back { report, restarted, primary: primary.clone(), secondary: secondary.clone() })
 }
 
 /// Creates the drill's tenants, each with a fresh key.

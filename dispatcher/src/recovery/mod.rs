@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 use shared::backend::Backends;
-use shared::config::{Config, ReplicationMode};
+use shared::config::ReplicationMode;
 use shared::domain::JobStatus;
 use shared::region::{Epoch, RegionName, Topology, TopologyError, write_epoch};
 use shared::replication::{Resynced, resync, unshipped};
@@ -65,15 +65,16 @@ pub struct FailoverReport {
 
 /// Makes `to` the active region: fences the old one (when reachable), writes the new epoch
 /// (mirroring stops until failback), and replays every unfinished job into `to`'s queues.
+///
+/// `topology` is what [`Topology::open_any`] finds: the active region may be unreachable.
 pub async fn failover(
-    config: &Config,
+    topology: &Topology,
     to: RegionName,
     reason: &str,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FailoverReport, RecoveryError> {
     let started = Instant::now();
-    let topology = Topology::open_any(config).await?;
-    if config.secondary_region().is_none() {
+    if !topology.has_second_region() {
         return Err(RecoveryError::NoSecondRegion);
     }
     let from = topology.active();
@@ -81,7 +82,7 @@ pub async fn failover(
         return Err(RecoveryError::AlreadyActive(to, topology.epoch.epoch));
     }
     let target = topology.region(to).ok_or(RecoveryError::Unreachable(to))?.clone();
-    let rpo = rpo(&topology, from, &target).await;
+    let rpo = rpo(topology, from, &target).await;
     let epoch = topology.epoch.next(to, false, reason);
     write_epoch(target.blobs.as_ref(), &epoch).await.map_err(failed)?;
     let old_region_fenced = match topology.region(from) {
@@ -141,13 +142,16 @@ pub struct FailbackReport {
 /// Brings the primary back: copies everything that changed in the secondary to the primary,
 /// makes the primary active again with mirroring on (the secondary's processes see the new
 /// epoch and stop), copies what changed meanwhile, and replays the unfinished jobs.
+///
+/// `settle`: how long the secondary's processes take to see a new epoch and stop (twice
+/// `replication.check_every_ms` and a margin).
 pub async fn failback(
-    config: &Config,
+    topology: &Topology,
+    settle: Duration,
     reason: &str,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FailbackReport, RecoveryError> {
     let started = Instant::now();
-    let topology = Topology::open_any(config).await?;
     if topology.active() == RegionName::Primary {
         return Err(RecoveryError::AlreadyActive(RegionName::Primary, topology.epoch.epoch));
     }
@@ -157,13 +161,13 @@ pub async fn failback(
     let epoch: Epoch = topology.epoch.next(RegionName::Primary, true, reason);
     write_epoch(primary.blobs.as_ref(), &epoch).await.map_err(failed)?;
     write_epoch(secondary.blobs.as_ref(), &epoch).await.map_err(failed)?;
-    // The secondary's processes check the epoch every `check_every_ms`; let them stop before
-    // copying what they did meanwhile.
-    tokio::time::sleep(Duration::from_millis(2 * config.replication.check_every_ms + 500)).await;
+    // Let the secondary's processes see the epoch and stop before copying what they did
+    // meanwhile.
+    tokio::time::sleep(settle).await;
     let catch_up = resync(secondary, primary, progress).await.map_err(failed)?;
     // Replayed through the mirrored ports of the restored topology, so that what the replay
     // changes (adopted results above all) reaches the secondary too.
-    let mirrored = Topology::open(config).await?.backends();
+    let mirrored = topology.under(epoch.clone()).backends();
     let replay = replay_jobs(&mirrored, &Selection::unfinished(), false, progress).await.map_err(failed)?;
     Ok(FailbackReport {
         epoch: epoch.epoch,
@@ -175,10 +179,9 @@ pub async fn failback(
 }
 
 /// `surge replicate`: copies everything the active region holds and the other lacks.
-pub async fn replicate(config: &Config, progress: &(dyn Fn(u64) + Sync)) -> Result<Resynced, RecoveryError> {
-    let topology = Topology::open(config).await?;
+pub async fn replicate(topology: &Topology, progress: &(dyn Fn(u64) + Sync)) -> Result<Resynced, RecoveryError> {
     let active = topology.active();
-    let local = topology.region(active).expect("open checks the active region");
+    let local = topology.region(active).ok_or(RecoveryError::Unreachable(active))?;
     let peer = topology.region(active.other()).ok_or(RecoveryError::Unreachable(active.other()))?;
     resync(local, peer, progress).await.map_err(failed)
 }
