@@ -10,7 +10,6 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use shared::backend::Backends;
@@ -46,12 +44,15 @@ pub(crate) struct ApiState {
     pub metrics: Option<PrometheusHandle>,
     /// Bounds uploads held in memory at once.
     pub uploads: Arc<Semaphore>,
+    /// Uploads in progress per tenant, bounded by `api.max_concurrent_uploads_per_tenant`.
+    pub tenant_uploads: crate::doors::TenantSlots,
 }
 
 impl ApiState {
     pub(crate) fn new(backends: Backends, config: ApiConfig, metrics: Option<PrometheusHandle>) -> ApiState {
         let uploads = Arc::new(Semaphore::new(config.max_concurrent_uploads));
-        ApiState { backends, config, metrics, uploads }
+        let tenant_uploads = crate::doors::TenantSlots::new(config.max_concurrent_uploads_per_tenant);
+        ApiState { backends, config, metrics, uploads, tenant_uploads }
     }
 }
 
@@ -59,6 +60,8 @@ pub(crate) fn router(state: ApiState) -> Router {
     let (routes, _document) = documented_routes().split_for_parts();
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(middleware::from_fn(crate::error::json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::doors::request_deadline))
         .layer(middleware::from_fn(track_http))
         .with_state(state)
 }
@@ -221,9 +224,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         (status = 401, description = "`unauthorized`: no valid API key.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over `api.max_upload_bytes`; answered before the body \
                                       is read when `Content-Length` says so.", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body stalled for `api.body_idle_timeout_secs` or \
+                                      arrived slower than `api.body_min_bytes_per_sec`.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not one of the content types above.", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the key was used for a different document.",
             body = ErrorBody),
+        (status = 429, description = "`too_many_uploads`: this tenant already has \
+                                      `api.max_concurrent_uploads_per_tenant` uploads in progress.", body = ErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`unavailable`: storage is temporarily unavailable; retry later.",
             body = ErrorBody),
     ),
@@ -252,11 +260,32 @@ async fn upload(State(state): State<ApiState>, tenant: Tenant, request: Request)
         return Err(too_large());
     }
     let key = idempotency_key(headers)?;
+    // This tenant's slot first, then the body's first bytes, and only then a shared slot: a
+    // client that sends headers and then nothing holds none of the slots other tenants need.
+    let Some(_tenant_slot) = state.tenant_uploads.take(&tenant.0) else {
+        metrics::counter!(shared::series::UPLOADS_REFUSED_TOTAL, "reason" => "tenant_concurrency").increment(1);
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_uploads",
+            format!(
+                "at most {} uploads of one tenant are taken at once; retry shortly",
+                state.config.max_concurrent_uploads_per_tenant
+            ),
+        );
+        return Ok(([(header::RETRY_AFTER, HeaderValue::from_static("1"))], error).into_response());
+    };
+    let mut reader = crate::doors::BodyReader::new(request.into_body(), limit, &state.config);
+    let read_error = |err| match err {
+        crate::doors::ReadError::TooLarge => too_large(),
+        crate::doors::ReadError::TooSlow(message) => {
+            metrics::counter!(shared::series::REQUESTS_CUT_OFF_TOTAL, "reason" => "slow_body").increment(1);
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", message)
+        }
+        crate::doors::ReadError::Broken(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message),
+    };
+    reader.first().await.map_err(read_error)?;
     let _permit = state.uploads.acquire().await.map_err(ApiError::unavailable)?;
-    let body = read_limited(request.into_body(), limit).await.map_err(|err| match err {
-        ReadError::TooLarge => too_large(),
-        ReadError::Broken(message) => ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message),
-    })?;
+    let body = reader.rest().await.map_err(read_error)?;
     let accepted = intake::accept(&state.backends, &tenant.0, key, document_type, body).await?;
     metrics::histogram!(shared::series::UPLOAD_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
     let (status, job) = match &accepted {
@@ -266,33 +295,6 @@ async fn upload(State(state): State<ApiState>, tenant: Tenant, request: Request)
     tracing::info!(job_id = %job.id, tenant = %tenant.0, size = job.size, repeated = status == StatusCode::OK, "document accepted");
     let location = HeaderValue::from_str(&format!("/v1/documents/{}", job.id)).map_err(ApiError::unavailable)?;
     Ok((status, [(header::LOCATION, location)], Json(DocumentView::from(job))).into_response())
-}
-
-enum ReadError {
-    TooLarge,
-    Broken(String),
-}
-
-/// Bytes read and thrown away after a body went over the limit, so that a client still sending
-/// gets the 413 over a cleanly closed connection rather than a reset (lingering close).
-const DRAIN_AFTER_LIMIT: u64 = 1024 * 1024;
-
-async fn read_limited(mut body: Body, limit: u64) -> Result<Bytes, ReadError> {
-    let mut collected = bytes::BytesMut::new();
-    let mut seen: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| ReadError::Broken(format!("could not read the request body: {err}")))?;
-        let Ok(data) = frame.into_data() else { continue };
-        seen += data.len() as u64;
-        if seen > limit {
-            if seen > limit + DRAIN_AFTER_LIMIT {
-                break;
-            }
-            continue;
-        }
-        collected.extend_from_slice(&data);
-    }
-    if seen > limit { Err(ReadError::TooLarge) } else { Ok(collected.freeze()) }
 }
 
 /// Loads a job that belongs to `tenant`; anything else is "not found".

@@ -9,6 +9,7 @@ mod api;
 mod autoscale;
 pub mod bench;
 mod board;
+mod doors;
 mod error;
 mod intake;
 mod lifecycle;

@@ -597,6 +597,7 @@ mod tests {
                 size: 100,
                 page_estimate: 1,
                 enqueued_at: Utc::now(),
+                deferrals: 0,
             },
             message_id: String::new(),
             body: Bytes::new(),
@@ -691,6 +692,7 @@ mod tests {
             size: 3_000_000,
             page_estimate: 40,
             enqueued_at: Utc::now(),
+            deferrals: 0,
         };
         Bytes::from(serde_json::to_vec(&message).unwrap())
     }

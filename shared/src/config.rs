@@ -188,6 +188,16 @@ pub struct ApiConfig {
     pub max_upload_bytes: u64,
     /// At most this many uploads are stored at once; others wait (backpressure, bounded memory).
     pub max_concurrent_uploads: usize,
+    /// At most this many of those are one tenant's; its next upload gets `429` with
+    /// `Retry-After`, so one tenant's flood or trickle never takes every slot.
+    pub max_concurrent_uploads_per_tenant: usize,
+    /// An upload body that sends nothing for this long is cut off with `408`.
+    pub body_idle_timeout_secs: u64,
+    /// After its first `body_idle_timeout_secs`, an upload body must average at least this many
+    /// bytes a second, or it is cut off with `408` (a trickling client holds no slot for long).
+    pub body_min_bytes_per_sec: u64,
+    /// The longest any request may take from its headers to its answer; `408` after.
+    pub request_timeout_secs: u64,
     /// Operator token for `/dashboard` and `/admin`. `surge up` creates one in the data
     /// directory (`admin-token`) when it is not set.
     pub admin_token: Option<String>,
@@ -207,6 +217,9 @@ pub struct WorkerConfig {
     /// First retry delay; doubles with each attempt up to `retry_max_delay_secs`.
     pub retry_base_delay_ms: u64,
     pub retry_max_delay_secs: u64,
+    /// How long a job keeps being retried while the infrastructure fails it (store, queue, disk),
+    /// counted from the first such fault; these retries do not use up `max_attempts`.
+    pub transient_retry_window_secs: u64,
     /// Time budget for one document; a document over it fails.
     pub job_timeout_secs: u64,
     /// Memory limit of each extraction tool (PDF text, rasteriser, OCR) in MiB.
@@ -341,6 +354,10 @@ impl Default for ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_upload_bytes: 25 * 1024 * 1024,
             max_concurrent_uploads: 64,
+            max_concurrent_uploads_per_tenant: 8,
+            body_idle_timeout_secs: 10,
+            body_min_bytes_per_sec: 4096,
+            request_timeout_secs: 300,
             admin_token: None,
         }
     }
@@ -355,6 +372,7 @@ impl Default for WorkerConfig {
             max_attempts: 5,
             retry_base_delay_ms: 1000,
             retry_max_delay_secs: 300,
+            transient_retry_window_secs: 24 * 3600,
             job_timeout_secs: 120,
             job_memory_mib: 1536,
             drain_timeout_secs: 30,
@@ -389,6 +407,11 @@ impl WorkerConfig {
     }
 
     /// Delay before retry number `attempt` (1-based): base × 2^(attempt-1), capped.
+    /// How long a job keeps being retried through infrastructure faults.
+    pub fn transient_retry_window(&self) -> Duration {
+        Duration::from_secs(self.transient_retry_window_secs)
+    }
+
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let factor = 2u64.saturating_pow(attempt.saturating_sub(1));
         Duration::from_millis(self.retry_base_delay_ms.saturating_mul(factor))
@@ -448,10 +471,14 @@ impl Config {
         };
         positive("api.max_upload_bytes", self.api.max_upload_bytes)?;
         positive("api.max_concurrent_uploads", self.api.max_concurrent_uploads as u64)?;
+        positive("api.max_concurrent_uploads_per_tenant", self.api.max_concurrent_uploads_per_tenant as u64)?;
+        positive("api.body_idle_timeout_secs", self.api.body_idle_timeout_secs)?;
+        positive("api.request_timeout_secs", self.api.request_timeout_secs)?;
         positive("worker.concurrency", self.worker.concurrency as u64)?;
         positive("worker.cpu_threads", self.worker.cpu_threads as u64)?;
         positive("worker.visibility_timeout_secs", self.worker.visibility_timeout_secs)?;
         positive("worker.max_attempts", u64::from(self.worker.max_attempts))?;
+        positive("worker.transient_retry_window_secs", self.worker.transient_retry_window_secs)?;
         positive("worker.job_timeout_secs", self.worker.job_timeout_secs)?;
         positive("worker.job_memory_mib", self.worker.job_memory_mib)?;
         positive("dispatcher.buffer_limit", self.dispatcher.buffer_limit as u64)?;

@@ -224,6 +224,11 @@ pub struct Job {
     /// Where the booking proposal lives once the job succeeded.
     pub result_key: Option<String>,
     pub last_error: Option<JobError>,
+    /// Since when the job has been waiting out infrastructure faults (store, queue, disk): set by
+    /// the first [`Job::defer`], cleared when the job succeeds or is replayed. Such faults do not use up
+    /// attempts; the job is buried only once they have lasted the configured window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transient_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -256,6 +261,8 @@ pub enum ErrorCode {
     EncryptedDocument,
     DocumentTooLarge,
     OverBudget,
+    /// An amount on the document beyond what Surge books (±10^15).
+    AmountOutOfRange,
     TimeBudgetExceeded,
     DocumentMissing,
     InternalError,
@@ -282,6 +289,7 @@ impl ErrorCode {
             ErrorCode::EncryptedDocument => "encrypted_document",
             ErrorCode::DocumentTooLarge => "document_too_large",
             ErrorCode::OverBudget => "over_budget",
+            ErrorCode::AmountOutOfRange => "amount_out_of_range",
             ErrorCode::TimeBudgetExceeded => "time_budget_exceeded",
             ErrorCode::DocumentMissing => "document_missing",
             ErrorCode::InternalError => "internal_error",
@@ -351,6 +359,7 @@ impl Job {
             lease: None,
             result_key: None,
             last_error: None,
+            transient_since: None,
             created_at: now,
             updated_at: now,
             started_at: None,
@@ -396,6 +405,7 @@ impl Job {
         job.lease = None;
         job.result_key = result_key;
         job.last_error = None;
+        job.transient_since = None;
         job.finished_at = Some(now);
         job.updated_at = now;
         Ok(job)
@@ -437,6 +447,16 @@ impl Job {
         Ok(job)
     }
 
+    /// `processing → queued`: the infrastructure failed this attempt (a store, the queue, the
+    /// disk), not the document. The attempt is given back, and [`Job::transient_since`] records
+    /// when the faults began; the queue redelivers after a backoff.
+    pub fn defer(&self, token: Uuid, error: JobError, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+        let mut job = self.retry(token, error, now)?;
+        job.attempts = job.attempts.saturating_sub(1);
+        job.transient_since.get_or_insert(now);
+        Ok(job)
+    }
+
     /// `dead | failed → queued` for an operator's replay; resets the attempt count.
     pub fn requeue(&self, now: DateTime<Utc>) -> Result<Job, TransitionError> {
         if !matches!(self.status, JobStatus::Dead | JobStatus::Failed) {
@@ -445,6 +465,7 @@ impl Job {
         let mut job = self.clone();
         job.status = JobStatus::Queued;
         job.attempts = 0;
+        job.transient_since = None;
         job.lease = None;
         job.finished_at = None;
         job.updated_at = now;
@@ -526,6 +547,16 @@ pub struct JobMessage {
     pub page_estimate: u32,
     /// When the upload was accepted; lets the dispatcher and metrics see queue wait.
     pub enqueued_at: DateTime<Utc>,
+    /// How many times infrastructure faults sent this job back to its lane. A deferred job
+    /// travels as a fresh message, so the queue's receive count (which buries jobs that keep
+    /// killing their workers) only counts attempts that ended without a verdict; this count
+    /// drives the backoff instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferrals: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl JobMessage {
@@ -549,6 +580,7 @@ impl JobMessage {
             size: job.size,
             page_estimate: job.page_estimate,
             enqueued_at: job.created_at,
+            deferrals: 0,
         }
     }
 }
@@ -599,6 +631,22 @@ mod tests {
 
     fn error() -> JobError {
         JobError { code: ErrorCode::InternalError, message: "y".into() }
+    }
+
+    #[test]
+    fn an_infrastructure_fault_gives_the_attempt_back_and_remembers_when_it_began() {
+        let start = Utc::now();
+        let l = lease(start, 30);
+        let first = job().claim(l.clone(), start).unwrap().defer(l.token, error(), start).unwrap();
+        assert_eq!((first.status, first.attempts, first.transient_since), (JobStatus::Queued, 0, Some(start)));
+        let later = start + Duration::seconds(60);
+        let l2 = lease(later, 30);
+        let second = first.claim(l2.clone(), later).unwrap().defer(l2.token, error(), later).unwrap();
+        assert_eq!((second.attempts, second.transient_since), (0, Some(start)), "the first fault's time is kept");
+        let l3 = lease(later, 30);
+        let done = second.claim(l3.clone(), later).unwrap().succeed(l3.token, None, later).unwrap();
+        assert_eq!(done.transient_since, None);
+        assert!(second.defer(Uuid::new_v4(), error(), later).is_err(), "only the lease holder defers");
     }
 
     #[test]

@@ -8,6 +8,10 @@ pub const HTTP_REQUESTS_TOTAL: &str = "surge_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "surge_http_request_duration_seconds";
 /// Time from an upload's first byte to its 202 (document, job record and message durable).
 pub const UPLOAD_DURATION_SECONDS: &str = "surge_upload_duration_seconds";
+/// Uploads refused before their body was read, by reason (`tenant_concurrency`).
+pub const UPLOADS_REFUSED_TOTAL: &str = "surge_uploads_refused_total";
+/// Requests cut off for taking too long, by reason (`slow_body`, `request_timeout`).
+pub const REQUESTS_CUT_OFF_TOTAL: &str = "surge_requests_cut_off_total";
 /// Jobs released from the incoming queue into a lane, by lane.
 pub const DISPATCHED_TOTAL: &str = "surge_dispatched_total";
 /// Time a job was held by the dispatcher before release, by lane.
@@ -77,6 +81,14 @@ pub fn describe() {
     metrics::describe_histogram!(
         UPLOAD_DURATION_SECONDS,
         "Time from an upload's first byte to its 202 (document, job record and message durable)"
+    );
+    metrics::describe_counter!(
+        UPLOADS_REFUSED_TOTAL,
+        "Uploads refused before their body was read, by reason (tenant_concurrency)"
+    );
+    metrics::describe_counter!(
+        REQUESTS_CUT_OFF_TOTAL,
+        "Requests cut off for taking too long, by reason (slow_body, request_timeout)"
     );
     metrics::describe_counter!(DISPATCHED_TOTAL, "Jobs released from the incoming queue into a lane, by lane");
     metrics::describe_histogram!(

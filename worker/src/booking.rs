@@ -8,6 +8,9 @@ use rust_decimal::Decimal;
 use shared::chart::{Account, Chart};
 use shared::proposal::{BookingProposal, DocumentKind, JournalEntry, Party};
 
+use crate::error::ExtractError;
+use crate::money;
+
 /// Net and VAT at one rate.
 struct RateAmounts {
     rate: Option<Decimal>,
@@ -27,16 +30,18 @@ struct Posting {
 /// expense per VAT rate and input VAT per rate as debits, the gross amount owed as a credit to
 /// the creditors account. A credit note is booked the other way round, and a negative amount
 /// moves to the other side, so every debit and credit is zero or more. The entries always
-/// balance; assumptions and differences are added to `proposal.warnings`.
-pub(crate) fn book(proposal: &mut BookingProposal, chart: &Chart) {
+/// balance; assumptions and differences are added to `proposal.warnings`. Fails only when the
+/// amounts are out of range (see [`money`]).
+pub(crate) fn book(proposal: &mut BookingProposal, chart: &Chart) -> Result<(), ExtractError> {
+    money::check_range(proposal)?;
     let mut warnings = Vec::new();
     let label = document_label(proposal);
-    let amounts = amounts_by_rate(proposal, &mut warnings);
+    let amounts = amounts_by_rate(proposal, &mut warnings)?;
     if amounts.is_empty() {
         warnings.push("the document states no net or gross amount; no booking suggested".to_owned());
         proposal.journal_entries.clear();
         proposal.warnings.extend(warnings);
-        return;
+        return Ok(());
     }
     let expense = expense_account(&proposal.supplier, chart, &mut warnings);
 
@@ -56,15 +61,15 @@ pub(crate) fn book(proposal: &mut BookingProposal, chart: &Chart) {
             });
         }
     }
-    let booked: Decimal = postings.iter().map(|p| p.amount).sum();
-    let gross = gross_amount(proposal, booked, &mut warnings);
+    let booked = money::sum(postings.iter().map(|p| p.amount))?;
+    let gross = gross_amount(proposal, booked, &mut warnings)?;
     postings.push(Posting {
         account: chart.creditors.clone(),
         amount: -gross,
         description: format!("{label}: owed to supplier"),
     });
 
-    let difference: Decimal = postings.iter().map(|p| p.amount).sum();
+    let difference = money::sum(postings.iter().map(|p| p.amount))?;
     if !difference.is_zero() {
         warnings.push(format!(
             "the document's amounts do not add up: debits and credits differ by {}; booked the \
@@ -80,21 +85,19 @@ pub(crate) fn book(proposal: &mut BookingProposal, chart: &Chart) {
         });
     }
 
-    let direction = match proposal.document_kind {
-        DocumentKind::Invoice => Decimal::ONE,
-        DocumentKind::CreditNote => Decimal::NEGATIVE_ONE,
-    };
+    let reversed = proposal.document_kind == DocumentKind::CreditNote;
     proposal.journal_entries =
-        postings.into_iter().filter(|p| !p.amount.is_zero()).map(|p| journal_entry(p, direction)).collect();
+        postings.into_iter().filter(|p| !p.amount.is_zero()).map(|p| journal_entry(p, reversed)).collect();
     if proposal.journal_entries.is_empty() {
         warnings.push("every amount on the document is zero; nothing to book".to_owned());
     }
     proposal.warnings.extend(warnings);
+    Ok(())
 }
 
 /// Net and VAT per rate: from the VAT breakdown (entries at the same rate merged), else from the
 /// totals at the lines' common rate. Empty when the document states neither.
-fn amounts_by_rate(proposal: &BookingProposal, warnings: &mut Vec<String>) -> Vec<RateAmounts> {
+fn amounts_by_rate(proposal: &BookingProposal, warnings: &mut Vec<String>) -> Result<Vec<RateAmounts>, ExtractError> {
     let mut amounts: Vec<RateAmounts> = Vec::new();
     for entry in &proposal.vat_breakdown {
         if matches!(entry.category.as_deref(), Some("AE" | "K")) && !entry.taxable_amount.is_zero() {
@@ -107,8 +110,8 @@ fn amounts_by_rate(proposal: &BookingProposal, warnings: &mut Vec<String>) -> Ve
         }
         match amounts.iter_mut().find(|a| a.rate == Some(entry.rate)) {
             Some(same_rate) => {
-                same_rate.net += entry.taxable_amount;
-                same_rate.tax += entry.tax_amount;
+                same_rate.net = money::add(same_rate.net, entry.taxable_amount)?;
+                same_rate.tax = money::add(same_rate.tax, entry.tax_amount)?;
             }
             None => {
                 amounts.push(RateAmounts { rate: Some(entry.rate), net: entry.taxable_amount, tax: entry.tax_amount })
@@ -116,7 +119,7 @@ fn amounts_by_rate(proposal: &BookingProposal, warnings: &mut Vec<String>) -> Ve
         }
     }
     if !amounts.is_empty() {
-        return amounts;
+        return Ok(amounts);
     }
 
     let totals = &proposal.totals;
@@ -128,22 +131,23 @@ fn amounts_by_rate(proposal: &BookingProposal, warnings: &mut Vec<String>) -> Ve
             (net, Decimal::ZERO)
         }
         (None, Some(tax), Some(gross)) => {
-            warnings.push(format!("the document states no net total; booked gross - VAT = {}", gross - tax));
-            (gross - tax, tax)
+            let net = money::sub(gross, tax)?;
+            warnings.push(format!("the document states no net total; booked gross - VAT = {net}"));
+            (net, tax)
         }
         (None, None, Some(gross)) => {
             warnings
                 .push("the document states neither net total nor VAT; booked the gross amount as expense".to_owned());
             (gross, Decimal::ZERO)
         }
-        (None, _, None) => return amounts,
+        (None, _, None) => return Ok(amounts),
     };
     if rate.is_none() && !tax.is_zero() {
         warnings.push(
             "the document states no VAT breakdown and no single VAT rate; check the input VAT account".to_owned(),
         );
     }
-    vec![RateAmounts { rate, net, tax }]
+    Ok(vec![RateAmounts { rate, net, tax }])
 }
 
 /// The VAT rate all lines share, if they state one and it is the same.
@@ -153,17 +157,21 @@ fn common_line_rate(proposal: &BookingProposal) -> Option<Decimal> {
 }
 
 /// The amount owed: the gross total, else net + VAT, else whatever was booked as expense and VAT.
-fn gross_amount(proposal: &BookingProposal, booked: Decimal, warnings: &mut Vec<String>) -> Decimal {
+fn gross_amount(
+    proposal: &BookingProposal,
+    booked: Decimal,
+    warnings: &mut Vec<String>,
+) -> Result<Decimal, ExtractError> {
     let totals = &proposal.totals;
     if let Some(gross) = totals.gross {
-        return gross;
+        return Ok(gross);
     }
     let (gross, how) = match (totals.net, totals.tax) {
-        (Some(net), Some(tax)) => (net + tax, "net + VAT"),
+        (Some(net), Some(tax)) => (money::add(net, tax)?, "net + VAT"),
         _ => (booked, "the booked expense and VAT"),
     };
     warnings.push(format!("the document states no gross total; credited {how} = {gross} to the creditors account"));
-    gross
+    Ok(gross)
 }
 
 /// The expense account for `supplier`: its rule's, else the chart's default (with a warning).
@@ -197,10 +205,10 @@ fn document_label(proposal: &BookingProposal) -> String {
     }
 }
 
-/// Places a signed posting on its side: `direction` is -1 for a credit note, and a negative
-/// amount moves to the other side.
-fn journal_entry(posting: Posting, direction: Decimal) -> JournalEntry {
-    let amount = posting.amount * direction;
+/// Places a signed posting on its side: `reversed` for a credit note, and a negative amount moves
+/// to the other side.
+fn journal_entry(posting: Posting, reversed: bool) -> JournalEntry {
+    let amount = if reversed { -posting.amount } else { posting.amount };
     let (debit, credit) = if amount.is_sign_negative() { (Decimal::ZERO, -amount) } else { (amount, Decimal::ZERO) };
     JournalEntry {
         account: posting.account.number,
@@ -269,7 +277,7 @@ mod tests {
     #[test]
     fn invoice_debits_expense_and_input_vat() {
         let mut p = invoice();
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(
             sides(&p),
@@ -292,7 +300,7 @@ mod tests {
     fn credit_note_is_reversed() {
         let mut p = invoice();
         p.document_kind = DocumentKind::CreditNote;
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(sides(&p)[0], ("4000", dec!(0), dec!(100)));
         assert_eq!(sides(&p)[1], ("1576", dec!(0), dec!(19)));
@@ -302,7 +310,7 @@ mod tests {
     #[test]
     fn negative_invoice_flips_sides() {
         let mut p = negated(invoice());
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(sides(&p)[0], ("4000", dec!(0), dec!(100)));
         assert_eq!(sides(&p)[5], ("1600", dec!(192.50), dec!(0)));
@@ -310,7 +318,7 @@ mod tests {
         // A negative credit note is an invoice again.
         let mut p = negated(invoice());
         p.document_kind = DocumentKind::CreditNote;
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(sides(&p)[0], ("4000", dec!(100), dec!(0)));
     }
@@ -321,7 +329,7 @@ mod tests {
             let mut p = invoice();
             p.document_kind = kind;
             p.totals.gross = Some(dec!(193.00));
-            book(&mut p, &Chart::default());
+            book(&mut p, &Chart::default()).expect("in range");
             assert_well_formed(&p);
             let rounding = p.journal_entries.last().expect("entries");
             assert_eq!(rounding.account, "4999");
@@ -340,7 +348,7 @@ mod tests {
             gross: Some(dec!(125)),
             ..Default::default()
         };
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(p.journal_entries[1].account, "1570");
         assert_eq!(p.journal_entries[1].account_name, "Input VAT 25%");
@@ -364,7 +372,7 @@ mod tests {
             ..Chart::default()
         };
         let mut p = invoice();
-        book(&mut p, &chart);
+        book(&mut p, &chart).expect("in range");
         assert_well_formed(&p);
         assert_eq!(p.journal_entries[0].account, "4930");
         assert_eq!(p.journal_entries[0].account_name, "Account 4930");
@@ -372,7 +380,7 @@ mod tests {
 
         let mut p = invoice();
         p.supplier.name = Some("Someone else".into());
-        book(&mut p, &chart);
+        book(&mut p, &chart).expect("in range");
         assert_eq!(p.journal_entries[0].account, "4931");
     }
 
@@ -389,7 +397,7 @@ mod tests {
         }];
         p.totals.tax = Some(dec!(11.90));
         p.totals.gross = Some(dec!(181.90));
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(
             sides(&p),
@@ -401,7 +409,7 @@ mod tests {
     fn missing_gross_uses_net_plus_tax() {
         let mut p = invoice();
         p.totals.gross = None;
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert_well_formed(&p);
         assert_eq!(sides(&p).last(), Some(&("1600", dec!(0), dec!(192.50))));
         assert!(p.warnings.iter().any(|w| w.contains("no gross total")), "{:?}", p.warnings);
@@ -410,7 +418,7 @@ mod tests {
     #[test]
     fn nothing_to_book() {
         let mut p = BookingProposal::empty(SourceFormat::PdfText);
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert!(p.journal_entries.is_empty());
         assert!(p.is_balanced());
         assert_eq!(p.warnings.len(), 1);
@@ -424,7 +432,7 @@ mod tests {
             gross: Some(dec!(0)),
             ..Default::default()
         };
-        book(&mut p, &Chart::default());
+        book(&mut p, &Chart::default()).expect("in range");
         assert!(p.journal_entries.is_empty());
         assert!(p.warnings.iter().any(|w| w.contains("zero")), "{:?}", p.warnings);
     }

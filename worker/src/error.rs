@@ -32,6 +32,10 @@ pub enum ExtractError {
     /// Reading the document took more time, memory or output than its budget allows.
     #[error("over budget: {0}")]
     OverBudget(String),
+    /// An amount beyond what Surge books (see `money::MAX_AMOUNT`), or sums of the document's
+    /// amounts that leave the decimal range.
+    #[error("amount out of range: {0}")]
+    AmountOutOfRange(String),
     /// A tool the extractor needs (`pdftotext`, `tesseract`, ...) is not installed or cannot be
     /// started: the machine's fault, not the document's, so worth retrying elsewhere.
     #[error("extraction tool unavailable: {0}")]
@@ -49,6 +53,7 @@ impl ExtractError {
             ExtractError::Encrypted(_) => ErrorCode::EncryptedDocument,
             ExtractError::TooLarge(_) => ErrorCode::DocumentTooLarge,
             ExtractError::OverBudget(_) => ErrorCode::OverBudget,
+            ExtractError::AmountOutOfRange(_) => ErrorCode::AmountOutOfRange,
             ExtractError::ToolUnavailable(_) => ErrorCode::ExtractorUnavailable,
         }
     }

@@ -45,6 +45,6 @@ pub fn extract_with(
         DocumentType::Pdf => pdf::read(bytes, limits, options.ignore_embedded)?,
         DocumentType::Png | DocumentType::Jpeg | DocumentType::Tiff => scan::read(bytes, document_type, limits)?,
     };
-    booking::book(&mut proposal, chart);
+    booking::book(&mut proposal, chart)?;
     Ok(proposal)
 }

@@ -10,8 +10,11 @@ mod einvoice;
 pub mod error;
 pub mod eval;
 pub mod extract;
+#[cfg(test)]
+mod fuzz;
 pub mod limits;
 pub mod local_file;
+mod money;
 mod ocr;
 mod pdf;
 pub mod protection;

@@ -124,3 +124,45 @@ async fn without_a_configured_token_the_admin_routes_are_off() {
     assert_eq!(get(&app, "/admin/overview", &bearer).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(get(&app, "/dashboard?token=anything-at-all-here", &[]).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A page of another site can make the operator's browser send the dashboard cookie; only the
+/// dashboard's own origin may change state with it.
+#[tokio::test]
+async fn a_cross_origin_post_with_the_dashboard_cookie_is_refused() {
+    let (state, _dir) = state().await;
+    let backends = state.backends.clone();
+    let job = shared::contract::new_job("acme", None);
+    backends.tenants.add_tenant(&job.tenant).await.unwrap();
+    backends.jobs.create(job.clone()).await.unwrap();
+    let error = shared::domain::JobError { code: shared::domain::ErrorCode::WorkerLost, message: "worker died".into() };
+    let bury = move |j: &shared::domain::Job| j.bury_abandoned(error.clone(), Utc::now());
+    backends.jobs.update(job.id, Box::new(bury)).await.unwrap();
+    let app = router(state);
+    let cookie = format!("{COOKIE}=an-admin-token-of-length");
+    let replay = |headers: &[(&str, &str)]| {
+        let mut request = Request::builder().method("POST").uri(format!("/admin/jobs/{}/replay", job.id));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        app.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+
+    let hostile = [
+        vec![("cookie", cookie.as_str()), ("host", "127.0.0.1:9000"), ("origin", "http://evil.example")],
+        vec![("cookie", cookie.as_str()), ("host", "127.0.0.1:9000"), ("sec-fetch-site", "cross-site")],
+        vec![("cookie", cookie.as_str()), ("host", "127.0.0.1:9000"), ("sec-fetch-site", "same-site")],
+        vec![("cookie", cookie.as_str()), ("host", "127.0.0.1:9000")],
+    ];
+    for headers in &hostile {
+        let response = replay(headers).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "cross_origin");
+    }
+    assert_eq!(backends.jobs.get(job.id).await.unwrap().unwrap().status, JobStatus::Dead, "nothing replayed");
+
+    let dashboard = [("cookie", cookie.as_str()), ("host", "127.0.0.1:9000"), ("origin", "http://127.0.0.1:9000")];
+    assert_eq!(replay(&dashboard).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(backends.jobs.get(job.id).await.unwrap().unwrap().status, JobStatus::Queued);
+}

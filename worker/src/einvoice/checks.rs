@@ -1,13 +1,14 @@
 //! Checks on a freshly read proposal: that it is an invoice at all, which required fields are
 //! missing, whether the stated amounts add up, and the per-field confidence.
 //!
-//! Apart from [`require_totals`], nothing here fails: a document whose numbers do not add up is
+//! Apart from [`require_totals`] and amounts out of range (`money`), nothing here fails: a document whose numbers do not add up is
 //! still booked, and the warnings tell the bookkeeper what to look at.
 
 use rust_decimal::Decimal;
 use shared::proposal::BookingProposal;
 
 use crate::error::ExtractError;
+use crate::money;
 
 /// Refuses a document that states no monetary totals at all: whatever it is, it cannot be booked
 /// as an invoice.
@@ -45,14 +46,16 @@ pub(crate) fn warn_missing(proposal: &mut BookingProposal) {
 
 /// Cross-checks the stated amounts against each other and warns about every sum that does not
 /// hold. `rounding` is the document's payable rounding amount, which the proposal has no field for.
-pub(crate) fn cross_check(proposal: &mut BookingProposal, rounding: Option<Decimal>) {
+/// Fails only when the amounts are out of range (see [`money::check_range`]).
+pub(crate) fn cross_check(proposal: &mut BookingProposal, rounding: Option<Decimal>) -> Result<(), ExtractError> {
+    money::check_range(proposal)?;
     let t = &proposal.totals;
     let breakdown = &proposal.vat_breakdown;
     let mut warnings = Vec::new();
 
     if !breakdown.is_empty() {
-        let taxable: Decimal = breakdown.iter().map(|b| b.taxable_amount).sum();
-        let tax: Decimal = breakdown.iter().map(|b| b.tax_amount).sum();
+        let taxable = money::sum(breakdown.iter().map(|b| b.taxable_amount))?;
+        let tax = money::sum(breakdown.iter().map(|b| b.tax_amount))?;
         if let Some(net) = t.net.filter(|net| *net != taxable) {
             warnings.push(format!("VAT breakdown taxable amounts add up to {taxable}, but the net total is {net}"));
         }
@@ -60,15 +63,16 @@ pub(crate) fn cross_check(proposal: &mut BookingProposal, rounding: Option<Decim
             warnings.push(format!("VAT breakdown tax amounts add up to {tax}, but the VAT total is {total_tax}"));
         }
     }
-    if let (Some(net), Some(tax), Some(gross)) = (t.net, t.tax, t.gross)
-        && net + tax != gross
-    {
-        warnings.push(format!("net {net} + VAT {tax} = {}, but the gross total is {gross}", net + tax));
+    if let (Some(net), Some(tax), Some(gross)) = (t.net, t.tax, t.gross) {
+        let sum = money::add(net, tax)?;
+        if sum != gross {
+            warnings.push(format!("net {net} + VAT {tax} = {sum}, but the gross total is {gross}"));
+        }
     }
     if let (Some(gross), Some(payable)) = (t.gross, t.payable) {
         let prepaid = t.prepaid.unwrap_or_default();
         let rounding = rounding.unwrap_or_default();
-        let expected = gross - prepaid + rounding;
+        let expected = money::add(money::sub(gross, prepaid)?, rounding)?;
         if expected != payable {
             warnings.push(format!(
                 "gross {gross} - prepaid {prepaid} + rounding {rounding} = {expected}, but the amount due is {payable}"
@@ -76,12 +80,13 @@ pub(crate) fn cross_check(proposal: &mut BookingProposal, rounding: Option<Decim
         }
     }
     if let (false, Some(line_total)) = (proposal.lines.is_empty(), t.line_total) {
-        let lines: Decimal = proposal.lines.iter().map(|l| l.net_amount).sum();
+        let lines = money::sum(proposal.lines.iter().map(|l| l.net_amount))?;
         if lines != line_total {
             warnings.push(format!("line net amounts add up to {lines}, but the line total is {line_total}"));
         }
     }
     proposal.warnings.extend(warnings);
+    Ok(())
 }
 
 /// Records confidence 1 for every field that was read from the document's structured data.
@@ -151,7 +156,7 @@ mod tests {
     fn consistent_documents_get_no_warnings() {
         let mut p = consistent();
         warn_missing(&mut p);
-        cross_check(&mut p, Some(dec!(0.01)));
+        cross_check(&mut p, Some(dec!(0.01))).expect("in range");
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
 
@@ -162,7 +167,7 @@ mod tests {
         p.totals.tax = Some(dec!(18));
         p.totals.gross = Some(dec!(120));
         p.totals.line_total = Some(dec!(90));
-        cross_check(&mut p, None);
+        cross_check(&mut p, None).expect("in range");
         // taxable vs net, tax vs VAT total, net + tax vs gross, gross - prepaid vs due, lines.
         assert_eq!(p.warnings.len(), 5, "{:?}", p.warnings);
     }

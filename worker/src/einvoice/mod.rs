@@ -61,7 +61,7 @@ pub(crate) fn parse(xml: &[u8]) -> Result<BookingProposal, ExtractError> {
     };
     checks::require_totals(&proposal)?;
     checks::warn_missing(&mut proposal);
-    checks::cross_check(&mut proposal, rounding);
+    checks::cross_check(&mut proposal, rounding)?;
     checks::record_confidence(&mut proposal);
     Ok(proposal)
 }

@@ -194,7 +194,7 @@ fn check_sample(path: &Path, format: SourceFormat) -> Vec<String> {
     // The samples are consistent, so no cross-check may complain.
     problems.extend(proposal.warnings.iter().filter(|w| w.contains(", but the ")).map(|w| format!("{name}: {w}")));
 
-    book(&mut proposal, &Chart::default());
+    book(&mut proposal, &Chart::default()).expect("in range");
     // XRechnung 02.04a states zero everywhere: nothing to book, which is right.
     let zero_invoice = proposal.totals.gross.is_some_and(|g| g.is_zero());
     if !proposal.is_balanced() || (proposal.journal_entries.is_empty() && !zero_invoice) {
@@ -262,7 +262,7 @@ fn peppol_negative_invoice_keeps_its_signs() {
     assert_eq!(p.document_kind, shared::proposal::DocumentKind::Invoice);
     assert!(p.totals.gross.is_some_and(|g| g.is_sign_negative()), "{:?}", p.totals);
     let mut booked = p.clone();
-    book(&mut booked, &Chart::default());
+    book(&mut booked, &Chart::default()).expect("in range");
     let creditors = booked.journal_entries.last().expect("entries");
     assert_eq!(creditors.account, Chart::default().creditors.number);
     assert!(creditors.credit.is_zero() && creditors.debit == Decimal::new(165625, 2), "{creditors:?}");
@@ -383,4 +383,18 @@ fn too_many_nodes_is_rejected_fast() {
     let err = parse(xml.as_bytes()).expect_err("over the node limit");
     assert!(started.elapsed() < FAST, "took {:?}", started.elapsed());
     assert!(matches!(err, ExtractError::Rejected(_)), "{err}");
+}
+
+#[test]
+fn amounts_at_the_edge_of_the_decimal_range_are_refused_not_a_panic() {
+    let xml = String::from_utf8(read(&samples_dir().join("peppol-bis3/base-example.xml"))).expect("UTF-8");
+    for amount in ["79228162514264337593543950335", "-79228162514264337593543950335", "1000000000000000.01"] {
+        let edged = xml
+            .replace(">1656.25</cbc:PayableAmount>", &format!(">{amount}</cbc:PayableAmount>"))
+            .replace(">1656.25</cbc:TaxInclusiveAmount>", &format!(">{amount}</cbc:TaxInclusiveAmount>"));
+        assert_ne!(edged, xml);
+        let err = parse(edged.as_bytes()).expect_err("out of range");
+        assert!(matches!(&err, ExtractError::AmountOutOfRange(m) if m.contains(amount)), "{err}");
+        assert_eq!(err.code(), shared::domain::ErrorCode::AmountOutOfRange);
+    }
 }

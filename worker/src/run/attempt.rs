@@ -3,8 +3,10 @@
 //!
 //! A delivery of a finished or unknown job is acked without work; a job whose earlier attempts
 //! all ended without a verdict is buried; otherwise the job is claimed with a lease, worked on
-//! while the lease is kept, and finished by the lease holder only. A transient failure hides the
-//! message for the retry delay, and buries the job once its attempts are used up.
+//! while the lease is kept, and finished by the lease holder only. A transient failure (the
+//! infrastructure's, not the document's) sends the job back to its lane as a fresh message
+//! delayed by a backoff, without using up an attempt, and buries the job only once such faults
+//! have lasted the transient retry window.
 
 use std::time::{Duration, Instant};
 
@@ -237,9 +239,12 @@ async fn finish(
     }
 }
 
-/// Hides `message` for the retry delay of its attempt, so the job is tried again later. When
-/// this worker holds the job (`claimed`), the job is first marked for a retry, or buried (and
-/// its message dead-lettered) when its attempts are used up.
+/// Sends the job back to its lane for a later try: when this worker holds the job (`claimed`),
+/// it is first deferred (the attempt is not counted: the fault is the infrastructure's), or
+/// buried (and its message dead-lettered) once such faults have lasted the transient retry
+/// window. The job travels on as a fresh message delayed by the backoff, and this delivery is
+/// acked, so the queue's receive count (its guard against jobs that crash workers) is not
+/// used up by faults of the stores.
 async fn retry_later(
     context: &Context,
     queue: &dyn Queue,
@@ -247,19 +252,20 @@ async fn retry_later(
     claimed: Option<(&Job, Uuid)>,
     error: JobError,
 ) -> Outcome {
-    let attempts = claimed.map(|(job, _)| job.attempts).unwrap_or(message.receive_count);
     if let Some((job, token)) = claimed {
-        let jobs = &context.backends.jobs;
+        let faulty_for = job.transient_since.map(|since| (Utc::now() - since).to_std().unwrap_or_default());
+        let give_up = faulty_for.is_some_and(|t| t >= context.config.transient_retry_window());
         let to_store = error.clone();
-        let give_up = attempts >= context.config.max_attempts;
-        let updated = jobs
+        let updated = context
+            .backends
+            .jobs
             .update(
                 job.id,
                 Box::new(move |j: &Job| {
                     if give_up {
                         j.bury(token, to_store.clone(), Utc::now())
                     } else {
-                        j.retry(token, to_store.clone(), Utc::now())
+                        j.defer(token, to_store.clone(), Utc::now())
                     }
                 }),
             )
@@ -269,7 +275,20 @@ async fn retry_later(
             return Outcome::Failed(error);
         }
     }
-    let delay = context.config.retry_delay(attempts.max(1));
-    let _ = queue.extend_visibility(std::slice::from_ref(&message.receipt), delay).await;
+    let Ok(mut next) = JobMessage::decode(&message.body) else {
+        // Decoded before this attempt began; cannot happen, but never drop a message.
+        let _ = queue.extend_visibility(std::slice::from_ref(&message.receipt), Duration::from_secs(1)).await;
+        return Outcome::Retry(error);
+    };
+    next.deferrals = next.deferrals.saturating_add(1);
+    let delay = context.config.retry_delay(next.deferrals);
+    match queue.send_batch(vec![next.encode()], delay).await {
+        Ok(()) => ack(queue, message).await,
+        Err(err) => {
+            // The queue failed too: leave this delivery to come back after the backoff.
+            warn!(error = %err, "could not send the job back to its lane; its message will come back");
+            let _ = queue.extend_visibility(std::slice::from_ref(&message.receipt), delay).await;
+        }
+    }
     Outcome::Retry(error)
 }

@@ -32,9 +32,14 @@ pub(super) enum WorkError {
 }
 
 impl WorkError {
-    /// The blob store could not be reached: worth another attempt.
-    pub(super) fn blob_store(err: impl ToString) -> WorkError {
-        WorkError::Transient(JobError { code: ErrorCode::BlobStoreUnavailable, message: err.to_string() })
+    /// The blob store could not be reached: worth another attempt. The cause goes to the log; the
+    /// tenant sees a stable message without paths or OS errors.
+    pub(super) fn blob_store(err: impl std::fmt::Display) -> WorkError {
+        warn!(error = %err, "blob store unavailable");
+        WorkError::Transient(JobError {
+            code: ErrorCode::BlobStoreUnavailable,
+            message: "the document store is unavailable; the job will be retried".to_owned(),
+        })
     }
 }
 
@@ -63,9 +68,13 @@ pub(super) fn extract_error(error: &ExtractError) -> JobError {
     JobError { code: error.code(), message: error.to_string() }
 }
 
-/// The job error recorded when the job store could not be reached.
+/// The job error recorded when the job store could not be reached; the cause goes to the log.
 pub(super) fn store_error(err: StoreError) -> JobError {
-    JobError { code: ErrorCode::JobStoreUnavailable, message: err.to_string() }
+    warn!(error = %err, "job store unavailable");
+    JobError {
+        code: ErrorCode::JobStoreUnavailable,
+        message: "the job store is unavailable; the job will be retried".to_owned(),
+    }
 }
 
 /// Acks `message`; a failed ack is only logged.

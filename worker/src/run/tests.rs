@@ -1,7 +1,9 @@
 //! The worker loop end to end on the embedded backend: duplicate deliveries, a missing
-//! document, deregistration after the last beat, and ECS task protection while busy.
+//! document, a blob store that fails for a while, deregistration after the last beat, and ECS
+//! task protection while busy.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,6 +20,12 @@ use super::{WorkerOptions, run};
 use crate::protection::ProtectionSettings;
 
 async fn run_until_settled(backends: &Backends, id: shared::domain::JobId) -> Job {
+    // A short lease, so a duplicate delivery deferred behind a live lease comes back soon.
+    let config = WorkerConfig { drain_timeout_secs: 1, visibility_timeout_secs: 2, ..WorkerConfig::default() };
+    run_until_settled_with(backends, id, config).await
+}
+
+async fn run_until_settled_with(backends: &Backends, id: shared::domain::JobId, config: WorkerConfig) -> Job {
     let shutdown = CancellationToken::new();
     let options = WorkerOptions {
         lanes: vec![Lane::Small],
@@ -25,8 +33,6 @@ async fn run_until_settled(backends: &Backends, id: shared::domain::JobId) -> Jo
         debug_delay: Duration::ZERO,
         protection: None,
     };
-    // A short lease, so a duplicate delivery deferred behind a live lease comes back soon.
-    let config = WorkerConfig { drain_timeout_secs: 1, visibility_timeout_secs: 2, ..WorkerConfig::default() };
     let worker = tokio::spawn(run(backends.clone(), config, options, shutdown.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -106,6 +112,81 @@ async fn a_missing_document_fails_the_job_with_a_reason() {
     let done = run_until_settled(&backends, job.id).await;
     assert_eq!(done.status, JobStatus::Failed);
     assert_eq!(done.last_error.unwrap().code, ErrorCode::DocumentMissing);
+}
+
+/// A blob store that refuses to store results the first `failures` times, the way a store that
+/// is down for a while does.
+struct FlakyResults {
+    inner: Arc<dyn shared::ports::BlobStore>,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl shared::ports::BlobStore for FlakyResults {
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<shared::ports::BlobMeta, shared::ports::BlobError> {
+        let failing = key.starts_with("results/")
+            && self.failures.fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1)).is_ok();
+        if failing {
+            let cause = std::io::Error::from_raw_os_error(17);
+            return Err(shared::ports::BlobError::Unavailable(shared::ports::Fault::caused_by("/srv/blobs/x", cause)));
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: Bytes,
+    ) -> Result<Option<shared::ports::BlobMeta>, shared::ports::BlobError> {
+        self.inner.put_if_absent(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, shared::ports::BlobError> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<shared::ports::BlobMeta>, shared::ports::BlobError> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), shared::ports::BlobError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, shared::ports::BlobError> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_fault_longer_than_the_attempts_neither_kills_the_job_nor_shows_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = Backends::open_embedded(dir.path(), 3).unwrap();
+    let path = crate::test_samples::samples_dir().join("peppol-bis3/base-example.xml");
+    let invoice = Bytes::from(std::fs::read(&path).unwrap());
+    backends.blobs.put("documents/acme/flaky", invoice).await.unwrap();
+    // Twice as many faults as attempts: each used to cost an attempt, and the job went dead.
+    let flaky = FlakyResults { inner: backends.blobs.clone(), failures: 6.into() };
+    backends.blobs = Arc::new(flaky);
+    let job = queue_job(&backends, "documents/acme/flaky").await;
+    let config = WorkerConfig {
+        max_attempts: 3,
+        retry_base_delay_ms: 10,
+        retry_max_delay_secs: 1,
+        drain_timeout_secs: 1,
+        visibility_timeout_secs: 2,
+        ..WorkerConfig::default()
+    };
+    let done = run_until_settled_with(&backends, job.id, config).await;
+    assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.last_error);
+    assert_eq!(done.attempts, 1, "faults of the store use up no attempts");
+    assert_eq!(done.transient_since, None);
+}
+
+#[test]
+fn a_store_fault_shows_the_tenant_a_stable_message() {
+    let cause = std::io::Error::from_raw_os_error(17);
+    let fault = shared::ports::BlobError::Unavailable(shared::ports::Fault::caused_by("/srv/blobs/x", cause));
+    let super::outcome::WorkError::Transient(error) = super::outcome::WorkError::blob_store(fault) else {
+        panic!("a store fault is transient");
+    };
+    assert_eq!(error.code, ErrorCode::BlobStoreUnavailable);
+    assert!(!error.message.contains("/srv") && !error.message.contains("os error"), "{}", error.message);
 }
 
 /// A registry whose beats are written late, by a task of their own, the way the embedded

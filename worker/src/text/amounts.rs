@@ -220,7 +220,9 @@ fn full_entry(figures: &[Number], about_vat: bool) -> Option<VatBreakdown> {
                 }
                 continue;
             }
-            let expected = base.value * rate.value / Decimal::ONE_HUNDRED;
+            let Some(expected) = base.value.checked_mul(rate.value).map(|v| v / Decimal::ONE_HUNDRED) else {
+                continue;
+            };
             let tax = money.iter().find(|t| {
                 t.start > base.start && t.value < base.value && (t.value - expected).abs() <= tolerance(expected)
             });
@@ -359,8 +361,10 @@ fn complete_breakdown(
     if partial {
         match (breakdown.as_mut_slice(), totals.net) {
             ([only], Some(net))
-                if (net * only.rate / Decimal::ONE_HUNDRED - only.tax_amount).abs()
-                    <= tolerance(only.tax_amount) + Decimal::new(1, 2) =>
+                if net.checked_mul(only.rate).is_some_and(|product| {
+                    (product / Decimal::ONE_HUNDRED - only.tax_amount).abs()
+                        <= tolerance(only.tax_amount) + Decimal::new(1, 2)
+                }) =>
             {
                 only.taxable_amount = net;
             }

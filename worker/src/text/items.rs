@@ -158,8 +158,10 @@ fn quantity_and_price(
         let factor = discount.map_or(Decimal::ONE, |d| Decimal::ONE - d / Decimal::ONE_HUNDRED);
         for (i, quantity) in others.iter().enumerate() {
             for price in &others[i + 1..] {
-                let product = (quantity.value * price.value * factor).round_dp(2);
-                if !quantity.value.is_zero() && (product - amount).abs() <= Decimal::new(1, 2) {
+                let Some(product) = quantity.value.checked_mul(price.value).and_then(|p| p.checked_mul(factor)) else {
+                    continue;
+                };
+                if !quantity.value.is_zero() && (product.round_dp(2) - amount).abs() <= Decimal::new(1, 2) {
                     // A whole count next to a price with decimals is the quantity, wherever printed.
                     let swapped = quantity.fraction_digits > 0 && price.fraction_digits == 0;
                     let (quantity, price) = if swapped { (price, quantity) } else { (quantity, price) };

@@ -13,7 +13,7 @@ mod fields;
 mod items;
 mod labels;
 pub(crate) mod layout;
-mod numbers;
+pub(crate) mod numbers;
 mod parties;
 
 use rust_decimal::Decimal;
@@ -95,7 +95,7 @@ pub(crate) fn read(pages: &[String], source: SourceFormat) -> Result<BookingProp
     proposal.warnings.extend(parties.warnings);
     proposal.warnings.extend(amounts.warnings);
     checks::warn_missing(&mut proposal);
-    checks::cross_check(&mut proposal, None);
+    checks::cross_check(&mut proposal, None)?;
     warn_lines(&mut proposal);
     warn_dates(&mut proposal);
     Ok(proposal)

@@ -151,7 +151,7 @@ fn currency_at(text: &str, at_end: bool) -> Option<&'static str> {
 }
 
 /// Reads one numeric token in `style`: the value and its number of decimals. `None` when the
-/// separators do not form a number (`05.03.2018`, `1.2.3`).
+/// separators do not form a number (`05.03.2018`, `1.2.3`) or it is beyond any amount.
 pub(crate) fn parse(token: &str, style: NumberStyle) -> Option<(Decimal, u32)> {
     let token: String = token.chars().filter(|c| !matches!(c, '\'' | '\u{a0}' | '\u{202f}')).collect();
     let (decimal, thousands) = if style.decimal_comma { (',', '.') } else { ('.', ',') };
@@ -177,6 +177,11 @@ pub(crate) fn parse(token: &str, style: NumberStyle) -> Option<(Decimal, u32)> {
     }
     let text = if fraction.is_empty() { integer_digits } else { format!("{integer_digits}.{fraction}") };
     let value: Decimal = text.parse().ok()?;
+    // Nothing this large is an amount (a reference or a code is), and products of two such
+    // numbers would leave the decimal range.
+    if value.abs() > crate::money::MAX_AMOUNT {
+        return None;
+    }
     Some((value, u32::try_from(fraction.len()).ok()?))
 }
 
