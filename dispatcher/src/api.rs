@@ -8,7 +8,7 @@
 //! routes in `/openapi.json` ([`document`], framed by the `openapi` module) are one list.
 
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -61,7 +61,10 @@ pub(crate) fn router(state: ApiState) -> Router {
     routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(middleware::from_fn(crate::error::json_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::doors::request_deadline))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_secs(state.config.request_timeout_secs),
+            crate::doors::request_deadline,
+        ))
         .layer(middleware::from_fn(track_http))
         .with_state(state)
 }

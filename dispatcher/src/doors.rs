@@ -16,7 +16,6 @@ use http_body_util::BodyExt;
 use shared::config::ApiConfig;
 use shared::domain::TenantId;
 
-use crate::api::ApiState;
 use crate::error::ApiError;
 
 /// Per-tenant counts of uploads in progress, each bounded by the same cap.
@@ -61,9 +60,9 @@ impl Drop for TenantSlot {
     }
 }
 
-/// Answers `408` when a request (headers to answer) takes longer than `api.request_timeout_secs`.
-pub(crate) async fn request_deadline(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let limit = Duration::from_secs(state.config.request_timeout_secs);
+/// Answers `408` when a request (headers to answer) takes longer than `limit`
+/// (`api.request_timeout_secs`).
+pub(crate) async fn request_deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
